@@ -1,0 +1,273 @@
+"""The canary: a client loop per region that reads and writes the way users do.
+
+Each request is timestamped with the monotonic clock at its start, so outages show up with
+the loop's resolution (50 ms at 20 Hz) instead of Prometheus's scrape interval. Every
+acknowledged write is kept, so lost writes (RPO) can be counted after recovery.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+import redis.sentinel
+
+REQUEST_TIMEOUT_SECONDS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryTarget:
+    """Where a canary sends its requests."""
+
+    kind: str  # "redis" (through Sentinel), "http" (regional API), "postgres"
+    region: str
+    sentinels: tuple[tuple[str, int], ...] = ()
+    master_name: str = ""
+    url: str = ""
+    dsn: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AckedWrite:
+    key: str
+    value: str
+    at_monotonic: float
+
+
+@dataclass(slots=True)
+class _Results:
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    acked: list[AckedWrite] = field(default_factory=list)
+
+
+def targets_from_endpoints(endpoints: Mapping[str, Any], kinds: Sequence[str]) -> list[CanaryTarget]:
+    """Canary targets for the given kinds, one per region the endpoints describe."""
+    targets = []
+    primary = endpoints.get("primary_region", "")
+    sentinels = tuple(_host_port(s) for s in endpoints.get("redis_sentinels", ()))
+    if "redis" in kinds and sentinels:
+        # Redis writes go to the primary wherever it is; one canary from the primary region.
+        targets.append(
+            CanaryTarget("redis", primary, sentinels=sentinels, master_name=endpoints["redis_master_name"])
+        )
+    for region, info in endpoints.get("regions", {}).items():
+        if "http" in kinds and info.get("api_url"):
+            targets.append(CanaryTarget("http", region, url=info["api_url"]))
+        if "postgres" in kinds and info.get("postgres_dsn") and info.get("primary"):
+            targets.append(CanaryTarget("postgres", region, dsn=info["postgres_dsn"]))
+    return targets
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host, int(port)
+
+
+class Canary:
+    """A background thread sending one write-then-read per tick to one target."""
+
+    def __init__(
+        self,
+        target: CanaryTarget,
+        rate_hz: float = 20.0,
+        log_path: Path | None = None,
+        timeout_seconds: float = REQUEST_TIMEOUT_SECONDS,
+        max_duration_seconds: float = 3600.0,
+    ) -> None:
+        self.target = target
+        self.interval_seconds = 1.0 / rate_hz
+        self.timeout_seconds = timeout_seconds
+        self.max_duration_seconds = max_duration_seconds
+        self._log_path = log_path
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._results = _Results()
+        self._thread = threading.Thread(
+            target=self._loop, name=f"canary-{target.kind}-{target.region}", daemon=True
+        )
+
+    def start(self) -> Canary:
+        self._thread.start()
+        return self
+
+    def stop(self) -> list[dict[str, Any]]:
+        """Stop the loop and return every sample taken."""
+        self._stop.set()
+        self._thread.join(timeout=self.timeout_seconds * 4 + 2)
+        return self.samples()
+
+    def samples(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._results.samples)
+
+    def acked_writes(self) -> list[AckedWrite]:
+        with self._lock:
+            return list(self._results.acked)
+
+    def _loop(self) -> None:
+        request = _make_request(self.target, self.timeout_seconds)
+        log = self._log_path.open("a", buffering=1) if self._log_path else None
+        started = time.monotonic()
+        sequence = 0
+        try:
+            next_tick = started
+            while not self._stop.is_set() and time.monotonic() - started < self.max_duration_seconds:
+                sequence += 1
+                key = f"canary:{self.target.region}:{sequence}"
+                value = f"{time.time():.6f}"
+                at = time.monotonic()
+                error = ""
+                try:
+                    request(key, value)
+                except Exception as exc:  # every failure is a sample, never a crash
+                    error = f"{type(exc).__name__}: {exc}"[:200]
+                latency = time.monotonic() - at
+                sample = {
+                    "probe": "canary",
+                    "region": self.target.region,
+                    "kind": self.target.kind,
+                    "at_monotonic": at,
+                    "ok": not error,
+                    "value": latency if not error else None,
+                    "latency_seconds": latency,
+                    "error": error,
+                }
+                with self._lock:
+                    self._results.samples.append(sample)
+                    if not error:
+                        self._results.acked.append(AckedWrite(key, value, at))
+                if log:
+                    log.write(json.dumps(sample) + "\n")
+                next_tick += self.interval_seconds
+                self._stop.wait(max(0.0, next_tick - time.monotonic()))
+                if time.monotonic() - next_tick > self.interval_seconds:
+                    next_tick = time.monotonic()  # a slow request: do not burst to catch up
+        finally:
+            if log:
+                log.close()
+            getattr(request, "close", lambda: None)()
+
+
+def _make_request(target: CanaryTarget, timeout_seconds: float) -> Callable[[str, str], None]:
+    if target.kind == "redis":
+        return _RedisRequest(target, timeout_seconds)
+    if target.kind == "http":
+        return _HttpRequest(target, timeout_seconds)
+    if target.kind == "postgres":
+        return _PostgresRequest(target, timeout_seconds)
+    raise ValueError(f"unknown canary kind {target.kind!r}")
+
+
+class _RedisRequest:
+    """Write then read a key on the master Sentinel currently names."""
+
+    def __init__(self, target: CanaryTarget, timeout_seconds: float) -> None:
+        self._sentinel = redis.sentinel.Sentinel(
+            list(target.sentinels),
+            socket_timeout=timeout_seconds,
+            socket_connect_timeout=timeout_seconds,
+            sentinel_kwargs={"socket_timeout": timeout_seconds, "socket_connect_timeout": timeout_seconds},
+        )
+        self._master = self._sentinel.master_for(
+            target.master_name,
+            socket_timeout=timeout_seconds,
+            socket_connect_timeout=timeout_seconds,
+            retry_on_timeout=False,
+        )
+
+    def __call__(self, key: str, value: str) -> None:
+        self._master.set(key, value, ex=3600)
+        if self._master.get(key) is None:
+            raise RuntimeError("written key not readable")
+
+    def close(self) -> None:
+        self._master.close()
+        for connection in self._sentinel.sentinels:
+            connection.close()
+
+
+class _HttpRequest:
+    def __init__(self, target: CanaryTarget, timeout_seconds: float) -> None:
+        self._base = target.url.rstrip("/")
+        self._timeout = timeout_seconds
+
+    def __call__(self, key: str, value: str) -> None:
+        body = json.dumps({"value": value}).encode()
+        write = urllib.request.Request(f"{self._base}/api/v1/items/{key}", data=body, method="POST")
+        write.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(write, timeout=self._timeout) as response:
+            response.read()
+        with urllib.request.urlopen(f"{self._base}/api/v1/health", timeout=self._timeout) as response:
+            response.read()
+
+
+_CREATE_TABLE = (
+    "CREATE TABLE IF NOT EXISTS harness_canary "
+    "(key text PRIMARY KEY, value text, at timestamptz DEFAULT now())"
+)
+_UPSERT = (
+    "INSERT INTO harness_canary (key, value) VALUES (%s, %s) "
+    "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+)
+
+
+class _PostgresRequest:
+    def __init__(self, target: CanaryTarget, timeout_seconds: float) -> None:
+        self._dsn = target.dsn
+        self._timeout = timeout_seconds
+        self._connection = None
+
+    def __call__(self, key: str, value: str) -> None:
+        import psycopg
+
+        try:
+            if self._connection is None or self._connection.closed:
+                self._connection = psycopg.connect(
+                    self._dsn, connect_timeout=max(1, round(self._timeout)), autocommit=True
+                )
+            with self._connection.cursor() as cursor:
+                cursor.execute(f"SET statement_timeout = {int(self._timeout * 1000)}")
+                cursor.execute(_CREATE_TABLE)
+                cursor.execute(_UPSERT, (key, value))
+        except Exception:
+            if self._connection is not None:
+                self._connection.close()
+            self._connection = None
+            raise
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+
+
+def lost_writes(
+    target: CanaryTarget, acked: Sequence[AckedWrite], timeout_seconds: float = 2.0
+) -> list[AckedWrite]:
+    """Acknowledged writes the current primary no longer has (RPO evidence)."""
+    if not acked or target.kind != "redis":
+        return []
+    sentinel = redis.sentinel.Sentinel(
+        list(target.sentinels),
+        socket_timeout=timeout_seconds,
+        sentinel_kwargs={"socket_timeout": timeout_seconds},
+    )
+    master = sentinel.master_for(target.master_name, socket_timeout=timeout_seconds)
+    try:
+        lost = []
+        for start in range(0, len(acked), 500):
+            batch = acked[start : start + 500]
+            values = master.mget([w.key for w in batch])
+            lost.extend(w for w, v in zip(batch, values, strict=True) if v is None or v.decode() != w.value)
+        return lost
+    finally:
+        master.close()
+        for connection in sentinel.sentinels:
+            connection.close()

@@ -1,0 +1,125 @@
+"""`harness run`, `harness validate`, `harness score`: one experiment, checked and graded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from harness import loading, report, runner, scoring
+from harness.cli._common import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_PASS,
+    EXIT_TERMINATED,
+    console,
+    fail,
+    progress,
+)
+from harness.errors import ConfigError
+from harness.model import Grade, RunRecord
+
+OutOption = Annotated[Path, typer.Option("--out", help="Report folder; each run writes DIR/<run-id>/.")]
+ScenarioOption = Annotated[
+    str, typer.Option("--scenario", "-s", help="Target profile: a path or a name in scenarios/.")
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("validate")(validate)
+    app.command("score")(score)
+
+
+def load_endpoints(path: Path | None) -> dict | None:
+    """The endpoints file of an already running target, or None to start a sandbox."""
+    if path is None:
+        return None
+    document = loading.read_document(path)
+    if not isinstance(document, dict):
+        raise ConfigError(path, "", "expected a mapping of endpoints (see sandbox endpoints.json)")
+    return document
+
+
+def interrupted_exit_code(record: RunRecord) -> int | None:
+    """130 after Ctrl-C, 143 after SIGTERM, None when the run was not interrupted by a signal."""
+    for event in record.events:
+        if event.kind == "run.interrupted":
+            return EXIT_TERMINATED if event.detail.get("signal") == "SIGTERM" else EXIT_INTERRUPTED
+    return None
+
+
+def finish_run(record: RunRecord, grade: Grade, out: Path, store_url: str | None) -> int:
+    """Write the outputs, remember the run, print the verdict; returns the exit code."""
+    paths = report.write_run(record, grade, out)
+    from harness import store
+
+    with store.open_store(store_url) as history:
+        history.save(record, grade)
+    console.print(report.summary_line(grade))
+    for reason in grade.reasons:
+        console.print(f"  [yellow]![/yellow] {reason}")
+    console.print(f"report: {paths.html}")
+    return interrupted_exit_code(record) or scoring.exit_code(grade.verdict)
+
+
+def run(
+    experiment: Annotated[Path, typer.Argument(help="Experiment file (YAML or JSON).")],
+    scenario: ScenarioOption,
+    out: OutOption = Path("reports"),
+    endpoints: Annotated[
+        Path | None, typer.Option(help="endpoints.json of a running target; default: start a sandbox.")
+    ] = None,
+    store_url: Annotated[
+        str | None, typer.Option("--store", envvar="HARNESS_STORE", help="History URL.")
+    ] = None,
+    allow_production: Annotated[bool, typer.Option(help="Allow faults on production targets.")] = False,
+) -> int:
+    """Run one experiment against the scenario's target, grade it and write the report."""
+    profile = loading.load_scenario(scenario)
+    context = runner.RunContext(
+        scenario=profile,
+        out_dir=out,
+        endpoints=load_endpoints(endpoints),
+        allow_production=allow_production,
+        progress=progress,
+    )
+    from harness import locking
+
+    with locking.target_lock(context.state_dir, profile.name):
+        record = runner.run_experiment(experiment, context)
+    grade = scoring.grade(record, profile)
+    raise typer.Exit(finish_run(record, grade, out, store_url))
+
+
+def validate(files: Annotated[list[Path], typer.Argument(help="Scenario or experiment files.")]) -> None:
+    """Check scenario and experiment files; one line per problem."""
+    problems = 0
+    for path in files:
+        try:
+            kind = loading.validate_file(path)
+        except ConfigError as exc:
+            fail(str(exc))
+            problems += 1
+            continue
+        console.print(f"[green]ok[/green] {path} ({kind})")
+    raise typer.Exit(EXIT_BAD_INPUT if problems else EXIT_PASS)
+
+
+def score(
+    run_file: Annotated[Path, typer.Argument(help="A run.json written by `harness run`.")],
+    scenario: ScenarioOption,
+    out: OutOption = Path("reports"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the grade as JSON.")] = False,
+) -> None:
+    """Grade a stored run again against (possibly new) targets, offline."""
+    record, _ = report.load_run(run_file)
+    grade = scoring.grade(record, loading.load_scenario(scenario))
+    report.write_run(record, grade, out)
+    if as_json:
+        print(json.dumps(grade.to_dict(), indent=2))
+    else:
+        console.print(report.summary_line(grade))
+    raise typer.Exit(scoring.exit_code(grade.verdict))

@@ -1,0 +1,181 @@
+"""The fault ledger: every fault is written down, with how to undo it, before it is applied.
+
+An append-only JSON-lines file (``<state dir>/faults.jsonl``), each line fsynced. A fault is
+open from its ``applied`` line until its ``undone`` line. ``harness recover`` calls the undo
+of every open fault; runs refuse to start while any is open.
+
+The state directory is, in order: the ``harness_state_dir`` configuration key, the
+``HARNESS_STATE_DIR`` environment variable, or ``.harness`` in the working directory.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LEDGER_FILE = "faults.jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class Undo:
+    """How to undo a fault: a function by module path and its keyword arguments."""
+
+    module: str
+    func: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+    def call(self) -> Any:
+        function = getattr(importlib.import_module(self.module), self.func)
+        return function(**self.arguments)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenFault:
+    fault_id: str
+    action: str
+    target: str
+    undo: Undo
+    applied_wall: float
+    applied_monotonic: float
+    run_id: str = ""
+
+
+def state_dir(configuration: Mapping[str, Any] | None = None) -> Path:
+    """Where the ledger (and locks) live for this configuration."""
+    configured = (configuration or {}).get("harness_state_dir") or os.environ.get("HARNESS_STATE_DIR")
+    return Path(configured or ".harness")
+
+
+def _append(directory: Path, entry: dict[str, Any]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    line = (json.dumps(entry, sort_keys=True, default=str) + "\n").encode()
+    fd = os.open(directory / LEDGER_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_entries(directory: Path) -> list[dict[str, Any]]:
+    """Every ledger line, oldest first; a torn last line (crash mid-write) is skipped."""
+    path = directory / LEDGER_FILE
+    if not path.exists():
+        return []
+    entries = []
+    for line in path.read_text().splitlines():
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return entries
+
+
+def record_applied(directory: Path, action: str, target: str, undo: Undo, run_id: str | None = None) -> str:
+    """Write down a fault about to be applied; returns its id. Call before touching anything."""
+    fault_id = uuid.uuid4().hex[:12]
+    _append(
+        directory,
+        {
+            "event": "applied",
+            "fault_id": fault_id,
+            "action": action,
+            "target": target,
+            "undo": {"module": undo.module, "func": undo.func, "arguments": dict(undo.arguments)},
+            "run_id": run_id or os.environ.get("HARNESS_RUN_ID", ""),
+            "wall": time.time(),
+            "monotonic": time.monotonic(),
+        },
+    )
+    return fault_id
+
+
+def record_effect(directory: Path, fault_id: str, proven: bool, evidence: str) -> None:
+    """Write down whether the fault's observable effect was seen."""
+    _append(
+        directory,
+        {
+            "event": "effect",
+            "fault_id": fault_id,
+            "proven": proven,
+            "evidence": evidence,
+            "wall": time.time(),
+            "monotonic": time.monotonic(),
+        },
+    )
+
+
+def record_undone(directory: Path, fault_id: str, how: str = "rollback") -> None:
+    """Write down that a fault was undone."""
+    _append(
+        directory,
+        {
+            "event": "undone",
+            "fault_id": fault_id,
+            "how": how,
+            "wall": time.time(),
+            "monotonic": time.monotonic(),
+        },
+    )
+
+
+def open_faults(directory: Path) -> list[OpenFault]:
+    """Faults applied and not undone, oldest first."""
+    applied: dict[str, OpenFault] = {}
+    for entry in read_entries(directory):
+        if entry.get("event") == "applied":
+            undo = entry["undo"]
+            applied[entry["fault_id"]] = OpenFault(
+                fault_id=entry["fault_id"],
+                action=entry["action"],
+                target=entry["target"],
+                undo=Undo(undo["module"], undo["func"], undo.get("arguments", {})),
+                applied_wall=entry["wall"],
+                applied_monotonic=entry["monotonic"],
+                run_id=entry.get("run_id", ""),
+            )
+        elif entry.get("event") == "undone":
+            applied.pop(entry["fault_id"], None)
+    return list(applied.values())
+
+
+def open_fault_for(directory: Path, action_prefix: str, target: str) -> OpenFault | None:
+    """The newest open fault on `target` whose action starts with `action_prefix`."""
+    matching = [
+        f for f in open_faults(directory) if f.target == target and f.action.startswith(action_prefix)
+    ]
+    return matching[-1] if matching else None
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryResult:
+    fault: OpenFault
+    error: str = ""  # empty when the undo succeeded
+
+    @property
+    def is_undone(self) -> bool:
+        return not self.error
+
+
+def recover(directory: Path, run_id: str | None = None) -> list[RecoveryResult]:
+    """Undo every open fault (of one run, if given), newest first; a failure is reported and the
+    rest carry on."""
+    results = []
+    for fault in reversed(open_faults(directory)):
+        if run_id is not None and fault.run_id != run_id:
+            continue
+        try:
+            fault.undo.call()
+        except Exception as exc:  # each undo is independent; report and continue
+            results.append(RecoveryResult(fault, f"{type(exc).__name__}: {exc}"))
+            continue
+        record_undone(directory, fault.fault_id, how="recover")
+        results.append(RecoveryResult(fault))
+    return results

@@ -1,0 +1,419 @@
+"""Load and validate scenarios (target profiles) and experiments.
+
+Every problem becomes one ConfigError naming the file, the field, what was expected and what
+was found: ``scenarios/x.yaml:targets.failover_time.at_most: expected a duration with a
+unit such as 30s, 500ms or 5min, got 'fast'``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from harness import units
+from harness.errors import ConfigError
+from harness.model import (
+    Comparison,
+    ExperimentRef,
+    Guardrails,
+    Link,
+    PostgresSettings,
+    RedisSettings,
+    Region,
+    Scenario,
+    Target,
+)
+
+SCENARIO_DIRS = ("scenarios",)
+HARNESS_EXTENSION = "harness"
+CANARY_KINDS = ("redis", "http", "postgres")
+SANDBOX_COMPONENTS = ("redis", "proxy", "postgres", "patroni", "api", "prometheus", "exporters")
+_JSON_TYPES = {
+    "string": "a string",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+}
+
+
+def read_document(path: Path) -> Any:
+    """Parse a YAML or JSON file; errors name the file and the line."""
+    if not path.exists():
+        raise ConfigError(path, "", "file not found")
+    if path.is_dir():
+        raise ConfigError(path, "", "expected a file, found a directory")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, "", f"cannot read: {exc}") from None
+    try:
+        if path.suffix == ".json":
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(path, f"line {exc.lineno}", f"malformed JSON: {exc.msg}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(path, where, f"malformed YAML: {problem}") from None
+
+
+# ---------------------------------------------------------------- scenarios
+
+
+@cache
+def scenario_schema() -> dict[str, Any]:
+    """The JSON Schema of target profiles, shipped with the package."""
+    return json.loads(resources.files("harness").joinpath("schemas/scenario.schema.json").read_text())
+
+
+def resolve_scenario_path(name_or_path: str | Path) -> Path:
+    """A scenario file from a path, or from a bare name looked up in ./scenarios/."""
+    path = Path(name_or_path)
+    if path.exists() or path.suffix in (".yaml", ".yml", ".json"):
+        return path
+    for directory in SCENARIO_DIRS:
+        for suffix in (".yaml", ".yml", ".json"):
+            candidate = Path(directory) / f"{name_or_path}{suffix}"
+            if candidate.exists():
+                return candidate
+    return path
+
+
+def _field(path_parts: Any) -> str:
+    return ".".join(str(p) for p in path_parts)
+
+
+def _describe(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _schema_error_message(error: jsonschema.ValidationError) -> tuple[str, str]:
+    """(field, problem) for the most useful reading of a schema error."""
+    field = _field(error.absolute_path)
+    validator, expected = error.validator, error.validator_value
+    if validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        name = unknown[0] if unknown else "?"
+        field = f"{field}.{name}" if field else name
+        return field, f"unknown field (expected one of: {', '.join(allowed)})"
+    if validator == "required":
+        missing = next((k for k in expected if k not in error.instance), "?")
+        return (f"{field}.{missing}" if field else missing), "missing required field"
+    if validator == "type":
+        kinds = expected if isinstance(expected, list) else [expected]
+        wanted = " or ".join(_JSON_TYPES.get(k, k) for k in kinds)
+        return field, f"expected {wanted}, got {_describe(error.instance)}"
+    if validator == "enum":
+        return field, f"expected one of {', '.join(map(str, expected))}, got {_describe(error.instance)}"
+    if validator == "oneOf" and isinstance(error.instance, dict):
+        return field, "expected exactly one of at_most or at_least"
+    if validator == "pattern":
+        return field, f"expected a value matching {expected}, got {_describe(error.instance)}"
+    if validator in ("minimum", "minItems", "maxItems", "minProperties"):
+        return field, f"{error.message}"
+    return field, error.message
+
+
+def _validate_schema(path: Path, data: Any) -> None:
+    if not isinstance(data, dict):
+        raise ConfigError(path, "", f"expected a mapping at the top level, got {_describe(data)}")
+    validator = jsonschema.Draft202012Validator(scenario_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), list(e.absolute_path)))
+    if errors:
+        field, problem = _schema_error_message(errors[0])
+        raise ConfigError(path, field, problem)
+
+
+def _parse(path: Path, field: str, value: Any, parser) -> float:
+    try:
+        return parser(value)
+    except ValueError as exc:
+        raise ConfigError(path, field, str(exc)) from None
+
+
+def _parse_regions(path: Path, data: list[dict[str, Any]]) -> tuple[Region, ...]:
+    regions, seen = [], set()
+    for index, item in enumerate(data):
+        name = item["name"]
+        if name in seen:
+            raise ConfigError(path, f"regions.{index}.name", f"duplicate region {name!r}")
+        seen.add(name)
+        rate = item.get("requests")
+        rpm = _parse(path, f"regions.{index}.requests", rate, units.parse_rate) * 60 if rate else None
+        regions.append(
+            Region(
+                name=name,
+                primary=bool(item.get("primary", False)),
+                availability_zones=tuple(item.get("availability_zones", ())),
+                requests_per_minute=rpm,
+                in_sandbox=bool(item.get("sandbox", True)),
+            )
+        )
+    primaries = [r.name for r in regions if r.primary]
+    if len(primaries) > 1:
+        raise ConfigError(path, "regions", f"expected one primary region, found {', '.join(primaries)}")
+    if not any(r.in_sandbox for r in regions):
+        raise ConfigError(path, "regions", "expected at least one region with sandbox: true")
+    return tuple(regions)
+
+
+def _parse_links(path: Path, data: list[dict[str, Any]], regions: tuple[Region, ...]) -> tuple[Link, ...]:
+    names = {r.name for r in regions}
+    links, pairs = [], set()
+    for index, item in enumerate(data):
+        a, b = item["between"]
+        for position, region in enumerate((a, b)):
+            if region not in names:
+                raise ConfigError(
+                    path,
+                    f"links.{index}.between.{position}",
+                    f"unknown region {region!r} (regions: {', '.join(sorted(names))})",
+                )
+        if a == b:
+            raise ConfigError(path, f"links.{index}.between", f"a link joins two regions, got {a!r} twice")
+        pair = frozenset((a, b))
+        if pair in pairs:
+            raise ConfigError(path, f"links.{index}.between", f"duplicate link between {a} and {b}")
+        pairs.add(pair)
+        latency = item["latency"]
+        if isinstance(latency, str) and latency.strip().startswith("-"):
+            raise ConfigError(
+                path, f"links.{index}.latency", f"expected a non-negative duration, got {latency!r}"
+            )
+        links.append(Link(a, b, _parse(path, f"links.{index}.latency", latency, units.parse_duration)))
+    return tuple(links)
+
+
+def _parse_limit(path: Path, field: str, value: Any, unit: str) -> float:
+    if (isinstance(value, str) and value.strip().startswith("-")) or (isinstance(value, int | float) and value < 0):
+        raise ConfigError(path, field, f"expected a non-negative limit, got {_describe(value)}")
+    return _parse(path, field, value, units.PARSERS_BY_UNIT[unit])
+
+
+def _parse_targets(path: Path, data: Mapping[str, dict[str, Any]]) -> tuple[Target, ...]:
+    targets = []
+    for name, item in data.items():
+        measure = item["measure"]
+        unit = units.unit_of_measure(measure)
+        comparison = Comparison.AT_MOST if "at_most" in item else Comparison.AT_LEAST
+        key = comparison.value
+        limit = _parse_limit(path, f"targets.{name}.{key}", item[key], unit)
+        targets.append(
+            Target(
+                name=name,
+                measure=measure,
+                limit=limit,
+                unit=unit,
+                comparison=comparison,
+                critical=bool(item.get("critical", False)),
+                weight=item.get("weight"),
+                description=item.get("description", ""),
+                source=item.get("source", ""),
+            )
+        )
+    return tuple(targets)
+
+
+def _parse_experiments(
+    path: Path, data: list[dict[str, Any]], targets: tuple[Target, ...]
+) -> tuple[ExperimentRef, ...]:
+    known = {t.name for t in targets}
+    refs = []
+    for index, item in enumerate(data):
+        experiment_path = resolve_experiment_path(path, item["path"])
+        if not experiment_path.exists():
+            raise ConfigError(path, f"experiments.{index}.path", f"experiment file not found: {item['path']}")
+        for position, target in enumerate(item.get("targets", ())):
+            if target not in known:
+                raise ConfigError(
+                    path,
+                    f"experiments.{index}.targets.{position}",
+                    f"unknown target {target!r} (targets: {', '.join(sorted(known))})",
+                )
+        refs.append(
+            ExperimentRef(
+                path=item["path"],
+                cadence=item.get("cadence", "daily"),
+                weight=item.get("weight", 1),
+                critical=bool(item.get("critical", False)),
+                targets=tuple(item.get("targets", ())),
+            )
+        )
+    return tuple(refs)
+
+
+def resolve_experiment_path(scenario_path: Path, experiment: str) -> Path:
+    """An experiment path from a scenario: relative to the working directory, else to the project root
+    (the scenario's parent directory's parent), else to the scenario's own directory."""
+    candidate = Path(experiment)
+    if candidate.is_absolute() or candidate.exists():
+        return candidate
+    for base in (scenario_path.parent.parent, scenario_path.parent):
+        if (base / candidate).exists():
+            return base / candidate
+    return candidate
+
+
+def parse_scenario(path: Path, data: Any) -> Scenario:
+    """A Scenario from parsed YAML, or ConfigError naming the first problem."""
+    _validate_schema(path, data)
+    regions = _parse_regions(path, data["regions"])
+    links = _parse_links(path, data.get("links", []), regions)
+    redis = data.get("redis", {})
+    defaults = RedisSettings()
+    redis_settings = RedisSettings(
+        sentinel_quorum=redis.get("sentinel_quorum", defaults.sentinel_quorum),
+        sentinels=redis.get("sentinels", defaults.sentinels),
+        down_after_seconds=_parse(path, "redis.down_after", redis["down_after"], units.parse_duration)
+        if "down_after" in redis
+        else defaults.down_after_seconds,
+        failover_timeout_seconds=_parse(
+            path, "redis.failover_timeout", redis["failover_timeout"], units.parse_duration
+        )
+        if "failover_timeout" in redis
+        else defaults.failover_timeout_seconds,
+    )
+    if redis_settings.sentinel_quorum > redis_settings.sentinels:
+        raise ConfigError(
+            path,
+            "redis.sentinel_quorum",
+            f"quorum {redis_settings.sentinel_quorum} exceeds the {redis_settings.sentinels} sentinels",
+        )
+    guardrails = data.get("guardrails", {})
+    targets = _parse_targets(path, data["targets"])
+    canary_rate = data.get("canary", {}).get("rate")
+    rate_hz = _parse(path, "canary.rate", canary_rate, units.parse_frequency) if canary_rate else 20.0
+    if not 1.0 <= rate_hz <= 100.0:
+        raise ConfigError(
+            path, "canary.rate", f"expected 1Hz to 100Hz (10-50Hz is typical), got {canary_rate!r}"
+        )
+    environment = data.get("environment", "sandbox")
+    return Scenario(
+        name=data["name"],
+        path=str(path),
+        description=data.get("description", ""),
+        source=data.get("source", ""),
+        environment=environment,
+        allow_production=bool(data.get("allow_production", False)),
+        regions=regions,
+        links=links,
+        redis=redis_settings,
+        postgres=PostgresSettings(failover=data.get("postgres", {}).get("failover", "manual")),
+        targets=targets,
+        experiments=_parse_experiments(path, data.get("experiments", []), targets),
+        guardrails=Guardrails(
+            max_error_ratio=_parse(
+                path, "guardrails.max_error_ratio", guardrails["max_error_ratio"], units.parse_ratio
+            )
+            if "max_error_ratio" in guardrails
+            else None,
+            max_duration_seconds=_parse(
+                path, "guardrails.max_duration", guardrails["max_duration"], units.parse_duration
+            )
+            if "max_duration" in guardrails
+            else None,
+        ),
+        canary_rate_hz=rate_hz,
+        settings=data.get("settings", {}),
+    )
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """Load and validate a target profile by path or by name (scenarios/<name>.yaml)."""
+    path = resolve_scenario_path(name_or_path)
+    return parse_scenario(path, read_document(path))
+
+
+# ---------------------------------------------------------------- experiments
+
+
+def _validate_harness_extension(path: Path, experiment: Mapping[str, Any]) -> None:
+    for index, extension in enumerate(experiment.get("extensions", []) or []):
+        if not isinstance(extension, dict) or extension.get("name") != HARNESS_EXTENSION:
+            continue
+        field = f"extensions.{index}"
+        allowed = {"name", "canary", "sandbox_components", "measures"}
+        for key in extension:
+            if key not in allowed:
+                raise ConfigError(
+                    path, f"{field}.{key}", f"unknown field (expected one of: {', '.join(sorted(allowed))})"
+                )
+        canary = extension.get("canary", {})
+        if not isinstance(canary, dict):
+            raise ConfigError(path, f"{field}.canary", f"expected a mapping, got {_describe(canary)}")
+        for key in canary:
+            if key not in ("kinds", "rate"):
+                raise ConfigError(
+                    path, f"{field}.canary.{key}", "unknown field (expected one of: kinds, rate)"
+                )
+        for position, kind in enumerate(canary.get("kinds", [])):
+            if kind not in CANARY_KINDS:
+                raise ConfigError(
+                    path,
+                    f"{field}.canary.kinds.{position}",
+                    f"expected one of {', '.join(CANARY_KINDS)}, got {kind!r}",
+                )
+        if "rate" in canary:
+            _parse(path, f"{field}.canary.rate", canary["rate"], units.parse_frequency)
+        for position, component in enumerate(extension.get("sandbox_components", [])):
+            if component not in SANDBOX_COMPONENTS:
+                raise ConfigError(
+                    path,
+                    f"{field}.sandbox_components.{position}",
+                    f"expected one of {', '.join(SANDBOX_COMPONENTS)}, got {component!r}",
+                )
+
+
+def harness_extension(experiment: Mapping[str, Any]) -> dict[str, Any]:
+    """The experiment's `harness` extension block, or an empty one."""
+    for extension in experiment.get("extensions", []) or []:
+        if isinstance(extension, dict) and extension.get("name") == HARNESS_EXTENSION:
+            return extension
+    return {}
+
+
+def load_experiment(path: str | Path) -> dict[str, Any]:
+    """Load an experiment and validate it with chaoslib's own validator and our extension's rules."""
+    from chaoslib.exceptions import ChaosException
+    from chaoslib.experiment import ensure_experiment_is_valid
+
+    path = Path(path)
+    experiment = read_document(path)
+    if not isinstance(experiment, dict):
+        raise ConfigError(path, "", f"expected an experiment mapping, got {_describe(experiment)}")
+    chaoslib_logger = logging.getLogger("chaostoolkit")
+    previous = chaoslib_logger.level
+    chaoslib_logger.setLevel(logging.ERROR)
+    try:
+        ensure_experiment_is_valid(experiment)
+    except ChaosException as exc:
+        raise ConfigError(path, "", f"invalid experiment: {exc}") from None
+    finally:
+        chaoslib_logger.setLevel(previous)
+    _validate_harness_extension(path, experiment)
+    return experiment
+
+
+def validate_file(path: str | Path) -> str:
+    """Validate a scenario or an experiment file; returns which it was."""
+    path = Path(path)
+    data = read_document(path)
+    if isinstance(data, dict) and ("method" in data or "steady-state-hypothesis" in data or "title" in data):
+        load_experiment(path)
+        return "experiment"
+    parse_scenario(path, data)
+    return "scenario"

@@ -1,0 +1,112 @@
+"""Regressions in a system's history: recent runs measurably slower than the runs before them.
+
+For each measure, every window of the last ``recent_runs`` measured runs is compared with the
+``baseline_runs`` before it by a one-sided Mann-Whitney U test (are the recent values larger?).
+A window is a regression when the test's p-value is below ``alpha`` and the recent median is
+at least ``min_increase_ratio`` above the baseline median, so that noise on a stable system and
+changes too small to matter are not flagged. A run of consecutive regressed windows is reported
+once, at the run that first made the window significant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy.stats import mannwhitneyu
+
+from harness.model import Grade, RunRecord
+
+__all__ = ["REGRESSION_MEASURES", "Regression", "find_regressions"]
+
+REGRESSION_MEASURES = ("failover_seconds", "replication_lag_seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class Regression:
+    """A run whose recent window of a measure is worse than the baseline before it."""
+
+    run_id: str  # the newest run of the recent window
+    measure: str
+    recent_median: float
+    baseline_median: float
+    p_value: float
+    recent_runs: int
+    baseline_runs: int
+
+
+def find_regressions(
+    history: Sequence[tuple[RunRecord, Grade]],
+    *,
+    measures: Sequence[str] = REGRESSION_MEASURES,
+    recent_runs: int = 5,
+    baseline_runs: int = 20,
+    alpha: float = 0.01,
+    min_increase_ratio: float = 0.10,
+) -> list[Regression]:
+    """Regressions in a history ordered oldest first; empty until a measure has enough runs."""
+    found: list[Regression] = []
+    for measure in measures:
+        run_ids, values = [], []
+        for record, _grade in history:
+            measurement = record.measurement(measure)
+            if measurement is not None and measurement.value is not None:
+                run_ids.append(record.run_id)
+                values.append(measurement.value)
+        found += _measure_regressions(
+            measure,
+            run_ids,
+            np.asarray(values, dtype=float),
+            recent_runs,
+            baseline_runs,
+            alpha,
+            min_increase_ratio,
+        )
+    return found
+
+
+def _measure_regressions(
+    measure: str,
+    run_ids: list[str],
+    values: np.ndarray,
+    recent_runs: int,
+    baseline_runs: int,
+    alpha: float,
+    min_increase_ratio: float,
+) -> list[Regression]:
+    width = recent_runs + baseline_runs
+    if len(values) < width:
+        return []
+    windows = sliding_window_view(values, width)
+    baseline, recent = windows[:, :baseline_runs], windows[:, baseline_runs:]
+    baseline_median, recent_median = np.median(baseline, axis=1), np.median(recent, axis=1)
+    # Constant windows make the test undefined; they are not regressions.
+    varied = np.ptp(windows, axis=1) > 0
+    p_values = np.ones(len(windows))
+    if varied.any():
+        p_values[varied] = mannwhitneyu(
+            recent[varied], baseline[varied], alternative="greater", axis=1
+        ).pvalue
+    regressed = (
+        varied
+        & (p_values < alpha)
+        & (recent_median > baseline_median + np.abs(baseline_median) * min_increase_ratio)
+    )
+    found = []
+    for index in np.flatnonzero(regressed):
+        if index > 0 and regressed[index - 1]:
+            continue
+        found.append(
+            Regression(
+                run_id=run_ids[index + width - 1],
+                measure=measure,
+                recent_median=float(recent_median[index]),
+                baseline_median=float(baseline_median[index]),
+                p_value=float(p_values[index]),
+                recent_runs=recent_runs,
+                baseline_runs=baseline_runs,
+            )
+        )
+    return found

@@ -1,0 +1,358 @@
+"""The sandbox's processes: how each was started, and how to stop, start, pause and resume it.
+
+Every component runs in its own process group (a new session), writes to ``logs/<name>.log``
+and is recorded in ``<sandbox dir>/components.json`` with its pid, process group, command,
+environment and port. Everything here works from that file alone, so a sandbox can be
+driven (and torn down) after the process that started it has crashed.
+
+A recorded pid is trusted only while the process with that pid has the recorded start time;
+a reused pid is never signalled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal as signals
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from harness.errors import EnvironmentProblem
+
+COMPONENTS_FILE = "components.json"
+LOCK_FILE = "components.lock"
+HOST = "127.0.0.1"
+
+# Popen objects of children started by this process, kept so that they are reaped once dead.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    """One process of the sandbox, as recorded in components.json."""
+
+    name: str  # e.g. "redis-us-east-1", "sentinel-1"
+    kind: str  # redis | sentinel | postgres | api | prometheus | faultproxy | *-exporter | etcd | patroni
+    region: str  # "" for components that belong to no region
+    role: str  # e.g. "primary", "replica", "sentinel", "standby", ""
+    pid: int
+    pgid: int
+    port: int
+    command: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)  # added to the harness's environment
+    log: str = ""
+    cwd: str = ""
+    user: str = ""  # OS user the process runs as; "" = the harness's own
+    started_at: float = 0.0  # process start time (psutil create_time), guards against pid reuse
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["command"] = list(self.command)
+        data["env"] = dict(self.env)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Component:
+        return cls(**{**data, "command": tuple(data["command"]), "env": dict(data.get("env", {}))})
+
+
+# ---------------------------------------------------------------- the record
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    with open(directory / LOCK_FILE, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _read(directory: Path) -> dict[str, Any]:
+    path = directory / COMPONENTS_FILE
+    if not path.exists():
+        return {"components": {}, "cleanup_paths": []}
+    return json.loads(path.read_text())
+
+
+def _write(directory: Path, data: Mapping[str, Any]) -> None:
+    path = directory / COMPONENTS_FILE
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(data, indent=2))
+    os.replace(temporary, path)
+
+
+def load_components(directory: Path) -> dict[str, Component]:
+    """The recorded components of the sandbox in `directory`, by name, in start order."""
+    data = _read(Path(directory))
+    return {name: Component.from_dict(item) for name, item in data["components"].items()}
+
+
+def record_component(directory: Path, component: Component) -> None:
+    """Add or replace one component in components.json (atomically, under a file lock)."""
+    directory = Path(directory)
+    with _locked(directory):
+        data = _read(directory)
+        data["components"][component.name] = component.to_dict()
+        _write(directory, data)
+
+
+def record_cleanup_path(directory: Path, path: Path) -> None:
+    """Remember a path outside the sandbox directory that `down` must delete."""
+    directory = Path(directory)
+    with _locked(directory):
+        data = _read(directory)
+        if str(path) not in data["cleanup_paths"]:
+            data["cleanup_paths"].append(str(path))
+        _write(directory, data)
+
+
+def cleanup_paths(directory: Path) -> list[Path]:
+    """Paths outside the sandbox directory that belong to it."""
+    return [Path(p) for p in _read(Path(directory))["cleanup_paths"]]
+
+
+def forget_components(directory: Path) -> None:
+    """Drop components.json and its lock file (after everything recorded has been stopped)."""
+    for name in (COMPONENTS_FILE, LOCK_FILE):
+        (Path(directory) / name).unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- processes
+
+
+def _process(component: Component) -> psutil.Process | None:
+    """The live process recorded for `component`, or None when it is gone or the pid was reused."""
+    if component.pid in _children:
+        _children[component.pid].poll()
+    try:
+        process = psutil.Process(component.pid)
+        if abs(process.create_time() - component.started_at) > 0.5:
+            return None
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return process
+    except psutil.NoSuchProcess:
+        return None
+
+
+def is_alive(component: Component) -> bool:
+    """Whether the recorded process is still running (a stopped, paused process counts)."""
+    return _process(component) is not None
+
+
+def is_paused(component: Component) -> bool:
+    """Whether the recorded process is stopped by SIGSTOP."""
+    process = _process(component)
+    try:
+        return process is not None and process.status() == psutil.STATUS_STOPPED
+    except psutil.NoSuchProcess:
+        return False
+
+
+def port_accepts(port: int, timeout_seconds: float = 0.5) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:port."""
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout_seconds):
+            return True
+    except OSError:
+        return False
+
+
+def _group_members(component: Component) -> list[psutil.Process]:
+    """Live processes in the component's process group started no earlier than the component."""
+    members = []
+    for process in psutil.process_iter(["pid", "create_time"]):
+        try:
+            if (
+                os.getpgid(process.pid) == component.pgid
+                and process.info["create_time"] >= component.started_at - 0.5
+                and process.status() != psutil.STATUS_ZOMBIE
+            ):
+                members.append(process)
+        except (ProcessLookupError, psutil.NoSuchProcess, PermissionError):
+            continue
+    return members
+
+
+def signal_group(component: Component, signal: int) -> bool:
+    """Send `signal` to the component's process group; False when nothing of it is left."""
+    members = _group_members(component) if component.pgid else []
+    if not members:
+        return False
+    for process in members:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.send_signal(signal)
+    if signal in (signals.SIGTERM, signals.SIGKILL, signals.SIGINT, signals.SIGQUIT):
+        # A paused group would never act on a terminating signal.
+        for process in members:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.send_signal(signals.SIGCONT)
+    return True
+
+
+def wait_gone(component: Component, timeout_seconds: float) -> bool:
+    """Whether the component's process group has exited within `timeout_seconds`."""
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if component.pid in _children:
+            _children[component.pid].poll()
+        if not _group_members(component):
+            _children.pop(component.pid, None)
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def spawn(
+    directory: Path,
+    *,
+    name: str,
+    kind: str,
+    region: str,
+    role: str,
+    port: int,
+    command: tuple[str, ...],
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    user: str = "",
+) -> Component:
+    """Start `command` in a new process group, logging to logs/<name>.log, and record it."""
+    directory = Path(directory)
+    log = directory / "logs" / f"{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    workdir = cwd or directory
+    with open(log, "ab") as output:
+        try:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                cwd=workdir,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,
+                user=user or None,
+            )
+        except FileNotFoundError as error:
+            raise EnvironmentProblem(
+                f"{command[0]} not found: run scripts/install-system-packages (or `make demo`) to install it"
+            ) from error
+    _children[process.pid] = process
+    try:
+        started_at = psutil.Process(process.pid).create_time()
+    except psutil.NoSuchProcess:
+        started_at = time.time()
+    component = Component(
+        name=name,
+        kind=kind,
+        region=region,
+        role=role,
+        pid=process.pid,
+        pgid=process.pid,
+        port=port,
+        command=tuple(command),
+        env=dict(env or {}),
+        log=str(log),
+        cwd=str(workdir),
+        user=user,
+        started_at=started_at,
+    )
+    record_component(directory, component)
+    return component
+
+
+def wait_until_listening(component: Component, timeout_seconds: float = 15.0) -> None:
+    """Return once the component's port accepts connections; raise if it dies or times out."""
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if port_accepts(component.port, 0.2):
+            return
+        if not is_alive(component):
+            raise EnvironmentProblem(
+                f"{component.name} exited during start; see {component.log}: {_tail(component)}"
+            )
+        time.sleep(0.02)
+    raise EnvironmentProblem(
+        f"{component.name} did not listen on {HOST}:{component.port} within {timeout_seconds:g} s; see {component.log}"
+    )
+
+
+def _tail(component: Component, lines: int = 3) -> str:
+    try:
+        text = Path(component.log).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(text[-lines:])
+
+
+# ---------------------------------------------------------------- what actions use
+
+
+def _component(directory: Path, name: str) -> Component:
+    components = load_components(Path(directory))
+    if name not in components:
+        known = ", ".join(components) or "none"
+        raise KeyError(f"no sandbox component {name!r} in {directory} (known: {known})")
+    return components[name]
+
+
+def stop_component(directory: Path, name: str, signal: int = signals.SIGKILL) -> Component:
+    """Send `signal` to a component's process group and wait (≤ 10 s) until it has exited.
+
+    SIGKILL is a crash; SIGTERM a clean stop. Stopping a component that is already gone does nothing.
+    """
+    component = _component(directory, name)
+    if signal_group(component, signal):
+        wait_gone(component, 10.0)
+    return component
+
+
+def start_component(directory: Path, name: str, timeout_seconds: float = 15.0) -> Component:
+    """Run a component's recorded command again and wait until its port accepts connections.
+
+    Already running: returns it unchanged. A restarted Redis primary comes back as a master and
+    Sentinel turns it into a replica of whichever server is master now.
+    """
+    directory = Path(directory)
+    component = _component(directory, name)
+    if is_alive(component):
+        return component
+    restarted = spawn(
+        directory,
+        name=component.name,
+        kind=component.kind,
+        region=component.region,
+        role=component.role,
+        port=component.port,
+        command=component.command,
+        env=component.env,
+        cwd=Path(component.cwd) if component.cwd else None,
+        user=component.user,
+    )
+    wait_until_listening(restarted, timeout_seconds)
+    return restarted
+
+
+def pause_component(directory: Path, name: str) -> Component:
+    """SIGSTOP a component's process group: it keeps its sockets but answers nothing."""
+    component = _component(directory, name)
+    signal_group(component, signals.SIGSTOP)
+    return component
+
+
+def resume_component(directory: Path, name: str) -> Component:
+    """SIGCONT a component paused by pause_component. Safe to call twice."""
+    component = _component(directory, name)
+    signal_group(component, signals.SIGCONT)
+    return component

@@ -1,0 +1,226 @@
+"""Bring a sandbox up, report on it, and tear it down.
+
+`up` plans the topology, starts the components in parallel stages and writes
+``endpoints.json``; if anything fails it tears down what it started and re-raises. `down`
+and `status` read only ``components.json``, so they work after the harness process that ran
+`up` has crashed. `down` keeps ``logs/`` and removes everything else the sandbox made.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal as signals
+import time
+from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from harness.errors import EnvironmentProblem
+from harness.model import Scenario
+from harness.sandbox import components as procs
+from harness.sandbox import redis as redis_servers
+from harness.sandbox.topology import Plan, plan
+
+ENDPOINTS_FILE = "endpoints.json"
+LOGS = "logs"
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentStatus:
+    """How one recorded component is doing now."""
+
+    name: str
+    kind: str
+    region: str
+    pid: int
+    port: int
+    state: str  # running | dead | stale
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sandbox:
+    """A running sandbox: its directory and endpoints. Used as a context manager, it always goes down."""
+
+    directory: Path
+    endpoints: Mapping[str, Any]
+
+    def down(self) -> list[str]:
+        """Stop every component and remove the sandbox's files (logs stay); names of what was stopped."""
+        return down(self.directory)
+
+    def status(self) -> list[ComponentStatus]:
+        return status(self.directory)
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.down()
+
+
+# ---------------------------------------------------------------- up
+
+
+def _check_binaries(wanted: Plan) -> None:
+    binaries = []
+    if wanted.has("redis"):
+        binaries += [redis_servers.SERVER_BINARY, redis_servers.SENTINEL_BINARY]
+    for binary in binaries:
+        if shutil.which(binary) is None:
+            raise EnvironmentProblem(
+                f"{binary} not found on PATH: `make demo` or scripts/install-system-packages installs it"
+            )
+
+
+def _refuse_running(directory: Path) -> None:
+    alive = [c.name for c in procs.load_components(directory).values() if procs.is_alive(c)]
+    if alive:
+        raise EnvironmentProblem(
+            f"a sandbox is already running in {directory} ({', '.join(alive[:3])}, ...): "
+            f"run `harness sandbox down --dir {directory}` first"
+        )
+    _remove_state(directory)
+
+
+def _endpoints(directory: Path, scenario: Scenario, wanted: Plan) -> dict[str, Any]:
+    names = list(procs.load_components(directory))
+    regions: dict[str, dict[str, Any]] = {}
+    for region in wanted.regions:
+        entry: dict[str, Any] = {"primary": region == wanted.primary}
+        if wanted.has("redis"):
+            entry["redis_url"] = f"redis://{procs.HOST}:{wanted.ports[f'redis-{region}']}/0"
+        regions[region] = entry
+    endpoints: dict[str, Any] = {
+        "sandbox_dir": str(directory),
+        "scenario": scenario.name,
+        "primary_region": wanted.primary,
+        "regions": regions,
+    }
+    if wanted.has("redis"):
+        endpoints["redis_master_name"] = redis_servers.MASTER_NAME
+        endpoints["redis_sentinels"] = [
+            f"{procs.HOST}:{wanted.ports[f'sentinel-{i}']}"
+            for i in range(1, len(wanted.sentinel_regions) + 1)
+        ]
+    endpoints["components"] = names
+    return endpoints
+
+
+def _start_redis(directory: Path, scenario: Scenario, wanted: Plan, say: Callable[[str], None]) -> None:
+    upstream = {region: wanted.ports[f"redis-{wanted.primary}"] for region in wanted.secondaries}
+    servers = redis_servers.start_servers(directory, wanted, upstream)
+    redis_servers.wait_until_replicating(servers)
+    for server in servers:
+        say(f"{server.name}: {server.role} on {procs.HOST}:{server.port}")
+    sentinels = redis_servers.start_sentinels(directory, wanted, scenario.redis)
+    redis_servers.wait_until_watching(sentinels, replicas=len(wanted.secondaries))
+    for sentinel in sentinels:
+        say(f"{sentinel.name}: sentinel ({sentinel.region}) on {procs.HOST}:{sentinel.port}")
+
+
+def up(
+    scenario: Scenario,
+    directory: Path,
+    *,
+    components: Collection[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Sandbox:
+    """Start the scenario's sandbox in `directory` and return it once every component serves.
+
+    `components` selects kinds (redis, proxy, postgres, patroni, api, prometheus, exporters);
+    None starts everything the scenario needs. Raises ConfigError for a bad topology and
+    EnvironmentProblem when a binary is missing, a port is taken or a component fails to start
+    (after stopping whatever had started).
+    """
+    wanted = plan(scenario, components)
+    _check_binaries(wanted)
+    directory = Path(directory).absolute()
+    directory.mkdir(parents=True, exist_ok=True)
+    _refuse_running(directory)
+    (directory / LOGS).mkdir(exist_ok=True)
+    say = progress or (lambda line: None)
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            stage = []
+            if wanted.has("redis"):
+                stage.append(pool.submit(_start_redis, directory, scenario, wanted, say))
+            for future in stage:
+                future.result()
+        endpoints = _endpoints(directory, scenario, wanted)
+        temporary = directory / f"{ENDPOINTS_FILE}.tmp"
+        temporary.write_text(json.dumps(endpoints, indent=2))
+        temporary.replace(directory / ENDPOINTS_FILE)
+    except BaseException:
+        down(directory)
+        raise
+    return Sandbox(directory, endpoints)
+
+
+# ---------------------------------------------------------------- status and down
+
+
+def status(directory: Path) -> list[ComponentStatus]:
+    """The state of every recorded component: running, dead (process gone) or stale (alive, not serving)."""
+    report = []
+    for component in procs.load_components(Path(directory)).values():
+        if not procs.is_alive(component):
+            state, detail = "dead", f"process {component.pid} is gone"
+        elif procs.is_paused(component):
+            state, detail = "stale", f"process {component.pid} is paused (SIGSTOP)"
+        elif not procs.port_accepts(component.port):
+            state, detail = "stale", f"process {component.pid} runs but {procs.HOST}:{component.port} refuses"
+        else:
+            state, detail = "running", f"{procs.HOST}:{component.port}"
+        report.append(
+            ComponentStatus(
+                component.name, component.kind, component.region, component.pid, component.port, state, detail
+            )
+        )
+    return report
+
+
+# PostgreSQL's fast shutdown is SIGINT; SIGTERM waits for clients to leave.
+_STOP_SIGNALS = {"postgres": signals.SIGINT}
+
+
+def _remove_state(directory: Path) -> None:
+    for path in procs.cleanup_paths(directory):
+        shutil.rmtree(path, ignore_errors=True)
+    for entry in directory.iterdir():
+        if entry.name == LOGS:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        elif entry.name not in (procs.COMPONENTS_FILE, procs.LOCK_FILE):
+            entry.unlink(missing_ok=True)
+    procs.forget_components(directory)
+
+
+def down(directory: Path, grace_seconds: float = 2.0) -> list[str]:
+    """Stop every recorded component by process group, remove the sandbox's files; names stopped.
+
+    Sends the stop signal to all components at once, waits up to `grace_seconds`, then
+    SIGKILLs what is left. Safe to call twice and on a directory that holds no sandbox.
+    """
+    directory = Path(directory).absolute()
+    if not directory.is_dir():
+        return []
+    recorded = list(procs.load_components(directory).values())
+    running = [c for c in recorded if procs.is_alive(c)]
+    for component in running:
+        procs.signal_group(component, _STOP_SIGNALS.get(component.kind, signals.SIGTERM))
+    deadline = time.monotonic() + grace_seconds
+    for component in running:
+        if not procs.wait_gone(component, max(0.0, deadline - time.monotonic())):
+            procs.signal_group(component, signals.SIGKILL)
+    for component in running:
+        procs.wait_gone(component, 5.0)
+    _remove_state(directory)
+    return [c.name for c in running]
