@@ -169,9 +169,12 @@ def failover_rds_cluster(
     )
     target = f"aws/{region}/rds-cluster/{db_cluster_identifier}"
     fault_id = _record(configuration, "aws.failover_rds_cluster", target, undo)
-    failover_db_cluster(
-        db_cluster_identifier, target_db_instance_identifier, configuration=config, secrets=secrets
-    )
+    if target_db_instance_identifier:
+        failover_db_cluster(
+            db_cluster_identifier, target_db_instance_identifier, configuration=config, secrets=secrets
+        )
+    else:  # chaosaws 0.35 sends TargetDBInstanceIdentifier=None, which botocore refuses; RDS picks
+        aws_client("rds", config, secrets).failover_db_cluster(DBClusterIdentifier=db_cluster_identifier)
     new_writer = _poll_for(
         lambda: rds_cluster_writer(db_cluster_identifier, config, secrets),
         lambda w: w != writer,

@@ -57,7 +57,7 @@ def stop_instance(
     )
     at = time.monotonic()
     stopped = stop_component(directory, target.name, signal)
-    refused = not port_accepts(stopped.port, _CHECK_TIMEOUT_SECONDS)
+    refused = _refuses(stopped.port)
     proven = refused and not is_alive(stopped)
     evidence = f"{target.name} (pid {stopped.pid}) got {signal.name}; {HOST}:{stopped.port} " + (
         "refuses connections" if refused else "still accepts connections"
@@ -128,7 +128,7 @@ def fail_region(region: str, graceful: bool = False, configuration: Mapping[str,
     fault_id = _record(configuration, "fail_region", region, "restore_region", {"region": region}, directory)
     at = time.monotonic()
     stopped = [stop_component(directory, c.name, signal) for c in members]
-    still_up = [c.name for c in stopped if is_alive(c) or port_accepts(c.port, _CHECK_TIMEOUT_SECONDS)]
+    still_up = [c.name for c in stopped if is_alive(c) or not _refuses(c.port)]
     proven = not still_up
     names = ", ".join(c.name for c in stopped)
     evidence = f"{signal.name} to {names}; " + (
@@ -233,6 +233,16 @@ def _postgres_primary(directory: Path, configuration: Mapping[str, Any]) -> Comp
     raise ConfigError(
         "configuration", "component", f"no running PostgreSQL server in {directory} is a primary"
     )
+
+
+def _refuses(port: int, within_seconds: float = 2.0) -> bool:
+    """Whether the port refuses connections within `within_seconds` (a killed process's socket closes late)."""
+    deadline = time.monotonic() + within_seconds
+    while port_accepts(port, _CHECK_TIMEOUT_SECONDS):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def _record(

@@ -199,7 +199,9 @@ def _parse_links(path: Path, data: list[dict[str, Any]], regions: tuple[Region, 
 
 
 def _parse_limit(path: Path, field: str, value: Any, unit: str) -> float:
-    if (isinstance(value, str) and value.strip().startswith("-")) or (isinstance(value, int | float) and value < 0):
+    if (isinstance(value, str) and value.strip().startswith("-")) or (
+        isinstance(value, int | float) and value < 0
+    ):
         raise ConfigError(path, field, f"expected a non-negative limit, got {_describe(value)}")
     return _parse(path, field, value, units.PARSERS_BY_UNIT[unit])
 
@@ -321,6 +323,9 @@ def parse_scenario(path: Path, data: Any) -> Scenario:
             )
             if "max_error_ratio" in guardrails
             else None,
+            window_seconds=_parse(path, "guardrails.window", guardrails["window"], units.parse_duration)
+            if "window" in guardrails
+            else Guardrails().window_seconds,
             max_duration_seconds=_parse(
                 path, "guardrails.max_duration", guardrails["max_duration"], units.parse_duration
             )

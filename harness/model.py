@@ -97,7 +97,8 @@ class PostgresSettings:
 class Guardrails:
     """Abort and roll back when crossed during a fault."""
 
-    max_error_ratio: float | None = None
+    max_error_ratio: float | None = None  # over the last `window_seconds` of canary requests
+    window_seconds: float = 30.0
     max_duration_seconds: float | None = None
 
 

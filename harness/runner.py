@@ -36,7 +36,7 @@ from harness.watchers import SentinelWatcher
 
 Progress = Callable[[str], None]
 GUARD_INTERVAL_SECONDS = 0.25
-GUARD_WINDOW_SECONDS = 2.0
+GUARD_MIN_SAMPLES = 20
 SETTLE_SECONDS = 0.5  # canaries keep sampling this long after the rollbacks
 
 
@@ -137,17 +137,12 @@ class _Guard:
         limit = self._limits.max_error_ratio
         if limit is None:
             return ""
-        recent = [
-            s
-            for c in self._canaries
-            for s in c.samples()
-            if s["at_monotonic"] >= max(oldest, now - GUARD_WINDOW_SECONDS)
-        ]
-        if len(recent) < 5:
+        window = self._limits.window_seconds
+        recent = [s for c in self._canaries for s in c.samples() if s["at_monotonic"] >= now - window]
+        if len(recent) < GUARD_MIN_SAMPLES:
             return ""
         ratio = sum(1 for s in recent if not s["ok"]) / len(recent)
         if ratio > limit:
-            window = GUARD_WINDOW_SECONDS
             return f"canary error ratio {ratio:.0%} over the last {window:g} s, guardrail {limit:.0%}"
         return ""
 
@@ -397,6 +392,14 @@ def _run_against(
         endpoints=endpoints,
     )
     return RunRecord.from_dict(_redact(record.to_dict(), notes.secrets))
+
+
+def interrupted_exit_code(record: RunRecord) -> int | None:
+    """130 after Ctrl-C, 143 after SIGTERM, None when no signal interrupted the run."""
+    for event in record.events:
+        if event.kind == "run.interrupted":
+            return 143 if event.detail.get("signal") == "SIGTERM" else 130
+    return None
 
 
 def _verify_writes(

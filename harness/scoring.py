@@ -26,9 +26,15 @@ def run_doubts(record: RunRecord) -> list[str]:
             seen = "was not observed" if fault.effect_proven is False else "was not checked"
             detail = f" ({fault.effect_evidence})" if fault.effect_evidence else ""
             doubts.append(f"effect of {fault.action} on {fault.target} {seen}{detail}")
-    if record.status == "interrupted":
+    if record.status == "interrupted" and guardrail_crossed(record) is None:
         doubts.append("the run was interrupted")
     return doubts
+
+
+def guardrail_crossed(record: RunRecord) -> str | None:
+    """Why a guardrail aborted the run, or None. Crossing the blast radius is a miss, not a doubt."""
+    event = next((e for e in record.events if e.kind == "guardrail.crossed"), None)
+    return None if event is None else str(event.detail.get("reason", "guardrail crossed"))
 
 
 def check_target(target: Target, measurement: Measurement | None, doubts: Sequence[str] = ()) -> Check:
@@ -111,11 +117,15 @@ def grade(record: RunRecord, scenario: Scenario) -> Grade:
     reasons = list(doubts)
     if not checks:
         reasons.append("no target of the scenario applies to what this run measured")
+    verdict = overall_verdict(checks)
+    if (crossed := guardrail_crossed(record)) is not None:
+        reasons.append(f"aborted by a guardrail: {crossed}")
+        verdict = Verdict.FAIL
     return Grade(
         run_id=record.run_id,
         scenario=scenario.name,
         experiment_title=record.experiment_title,
-        verdict=overall_verdict(checks),
+        verdict=verdict,
         score=round(score(checks), 1),
         checks=checks,
         reasons=tuple(reasons),

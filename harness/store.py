@@ -2,7 +2,8 @@
 
 A run is one row, written in one transaction: a crash at any point leaves every earlier run
 intact and no half-written one. The row keeps the full record and grade as JSON, a light
-copy without samples, events and journal (for listings and trends), and indexed columns.
+copy without samples, events and journal but with every measurement derivable from them (for
+listings and trends), and indexed columns.
 
 Where the history lives, in order: the URL given, the ``HARNESS_STORE`` environment variable,
 or ``history.sqlite3`` in the state directory (``.harness`` unless ``HARNESS_STATE_DIR`` says
@@ -16,9 +17,9 @@ import json
 import os
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -27,6 +28,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 
+from harness import measures
 from harness.errors import ConfigError, EnvironmentProblem
 from harness.ledger import state_dir
 from harness.model import Grade, RunRecord
@@ -35,12 +37,12 @@ __all__ = [
     "STORE_ENV",
     "Store",
     "is_postgres_url",
-    "load_record",
     "open_store",
     "parse_started_at",
     "redact_url",
     "resolve_store_url",
     "write_json_atomic",
+    "write_text_atomic",
 ]
 
 STORE_ENV = "HARNESS_STORE"
@@ -175,6 +177,24 @@ ON CONFLICT (run_id) DO UPDATE SET
 # ---------------------------------------------------------------- the store
 
 
+def _light_copy(record: RunRecord, record_data: dict[str, Any]) -> dict[str, Any]:
+    """The record without its heavy parts, carrying every measurement derivable from them."""
+    light = {key: value for key, value in record_data.items() if key not in _HEAVY_FIELDS}
+    given = {m.name for m in record.measurements}
+    derived = []
+    for name in measures.DERIVED:
+        if name in given:
+            continue
+        try:
+            measurement = measures.measure(record, name)
+        except Exception:  # a derivation that trips on odd data must not cost the run its place
+            continue
+        if measurement is not None:
+            derived.append(asdict(measurement))
+    light["measurements"] = [*record_data["measurements"], *derived]
+    return light
+
+
 class Store:
     """The history of runs; open it with `open_store`. Usable as a context manager."""
 
@@ -222,7 +242,7 @@ class Store:
         if grade.run_id != record.run_id:
             raise ValueError(f"grade of run {grade.run_id!r} given for run {record.run_id!r}")
         record_data = record.to_dict()
-        summary = {key: value for key, value in record_data.items() if key not in _HEAVY_FIELDS}
+        summary = _light_copy(record, record_data)
         started = parse_started_at(record.started_at)
         values = (
             record.run_id,
@@ -268,12 +288,18 @@ class Store:
             (RunRecord.from_dict(decode(record)), Grade.from_dict(decode(grade))) for record, grade in rows
         ]
 
+    def last_runs(self, scenario: str) -> dict[str, datetime]:
+        """When the newest stored run of each experiment of the scenario started (UTC), by path."""
+        query = (
+            "SELECT experiment_path, MAX(started_at) FROM runs WHERE scenario = ? GROUP BY experiment_path"
+        )
+        rows = self._connection.execute(self._dialect.sql(query), (scenario,)).fetchall()
+        return {path: self._dialect.decode_time(latest) for path, latest in rows}
+
     def last_run_at(self, scenario: str, experiment_path: str) -> datetime | None:
         """When the newest stored run of this experiment in this scenario started (UTC)."""
         query = "SELECT MAX(started_at) FROM runs WHERE scenario = ? AND experiment_path = ?"
-        (latest,) = self._connection.execute(
-            self._dialect.sql(query), (scenario, experiment_path)
-        ).fetchone()
+        (latest,) = self._connection.execute(self._dialect.sql(query), (scenario, experiment_path)).fetchone()
         return None if latest is None else self._dialect.decode_time(latest)
 
 
@@ -324,19 +350,18 @@ def _open_postgres(url: str) -> Store:
 # ---------------------------------------------------------------- record files
 
 
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON so that readers see the old file or the new one, never a torn one.
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write a file so that readers see the old content or the new, never a torn file.
 
     A temporary file in the same directory is written and fsynced, renamed over `path`, and the
-    directory fsynced so the rename itself survives a crash.
+    directory fsynced so that the rename itself survives a crash.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True, default=str)
-            handle.write("\n")
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)
@@ -350,31 +375,6 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
         os.close(directory)
 
 
-def load_record(path: str | Path) -> RunRecord:
-    """A RunRecord from a JSON file, or ConfigError naming the file and the bad field."""
-    source = Path(path)
-    try:
-        data = json.loads(source.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(source, "", "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(source, "", f"cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(source, f"line {exc.lineno}", f"malformed JSON: {exc.msg}") from None
-    if not isinstance(data, Mapping):
-        raise ConfigError(source, "", "expected a run record (a JSON object)")
-    try:
-        record = RunRecord.from_dict(data)
-    except KeyError as exc:
-        raise ConfigError(source, str(exc.args[0]), "missing required field of a run record") from None
-    except ValueError as exc:
-        if str(exc).startswith("schema_version: "):
-            raise ConfigError(source, "schema_version", str(exc).partition(": ")[2]) from None
-        raise ConfigError(source, "", f"not a run record: {exc}") from None
-    except TypeError as exc:
-        raise ConfigError(source, "", f"not a run record: {exc}") from None
-    try:
-        parse_started_at(record.started_at)
-    except (TypeError, ValueError):
-        raise ConfigError(source, "started_at", f"expected an ISO 8601 time, got {record.started_at!r}") from None
-    return record
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write `data` as JSON with `write_text_atomic`."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from harness.cli import _common, core, safety
+from harness.cli import _common, core, safety, suite
 from harness.errors import ConfigError, HarnessError
 
 app = typer.Typer(
@@ -21,8 +21,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 core.register(app)
+suite.register(app)
 safety.register(app)
-# MOUNT-PENDING _common.mount_groups(app)
+_common.mount_groups(app)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 EXIT_PASS, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_ERROR = 0, 1, 2, 3
-EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+EXIT_INTERRUPTED = 130
 
 console = Console(stderr=True, highlight=False)
 

@@ -11,9 +11,7 @@ import typer
 from harness import loading, report, runner, scoring
 from harness.cli._common import (
     EXIT_BAD_INPUT,
-    EXIT_INTERRUPTED,
     EXIT_PASS,
-    EXIT_TERMINATED,
     console,
     fail,
     progress,
@@ -43,14 +41,6 @@ def load_endpoints(path: Path | None) -> dict | None:
     return document
 
 
-def interrupted_exit_code(record: RunRecord) -> int | None:
-    """130 after Ctrl-C, 143 after SIGTERM, None when the run was not interrupted by a signal."""
-    for event in record.events:
-        if event.kind == "run.interrupted":
-            return EXIT_TERMINATED if event.detail.get("signal") == "SIGTERM" else EXIT_INTERRUPTED
-    return None
-
-
 def finish_run(record: RunRecord, grade: Grade, out: Path, store_url: str | None) -> int:
     """Write the outputs, remember the run, print the verdict; returns the exit code."""
     paths = report.write_run(record, grade, out)
@@ -62,7 +52,7 @@ def finish_run(record: RunRecord, grade: Grade, out: Path, store_url: str | None
     for reason in grade.reasons:
         console.print(f"  [yellow]![/yellow] {reason}")
     console.print(f"report: {paths.html}")
-    return interrupted_exit_code(record) or scoring.exit_code(grade.verdict)
+    return runner.interrupted_exit_code(record) or scoring.exit_code(grade.verdict)
 
 
 def run(
@@ -88,7 +78,7 @@ def run(
     )
     from harness import locking
 
-    with locking.target_lock(context.state_dir, profile.name):
+    with locking.target_lock(context.state_dir, profile.name, store_url):
         record = runner.run_experiment(experiment, context)
     grade = scoring.grade(record, profile)
     raise typer.Exit(finish_run(record, grade, out, store_url))

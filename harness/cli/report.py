@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from harness import report
-from harness.cli._common import EXIT_BAD_INPUT, EXIT_PASS, console, fail
+from harness.cli._common import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_PASS, console, fail
 from harness.errors import ConfigError, HarnessError
 from harness.model import Grade, RunRecord
 
@@ -44,7 +44,7 @@ def report_command(
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except HarnessError as error:
         fail(str(error))
-        raise typer.Exit(3) from None
+        raise typer.Exit(EXIT_ERROR) from None
     index = report.write_site(runs, out, history=history)
     for _, grade in runs:
         console.print(report.summary_line(grade))

@@ -336,6 +336,6 @@ def rewire(link: Link, old: list[Stage], toxics: list[Toxic]) -> tuple[list[Stag
         target_inbox = target.inbox if isinstance(target, Stage) else target.queue
         target_inbox.extend(stage.inbox)
         stage.inbox.clear()
-    for stage, following in zip(new, [*new[1:], link.writer], strict=True):
+    for stage, following in zip(new, [*new[1:], link.writer], strict=False):
         stage.next = following
     return new, close

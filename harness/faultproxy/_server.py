@@ -115,6 +115,8 @@ class FaultProxy:
 
     def start(self) -> FaultProxy:
         """Start serving; returns once the API accepts connections. Raises what startup raised."""
+        if self._thread is not None:
+            raise RuntimeError("fault proxy already started")
         config = load_config(self.config_path) if self.config_path is not None else None
         self._thread = threading.Thread(target=self._run, args=(config,), name="faultproxy-api", daemon=True)
         self._thread.start()
@@ -137,7 +139,7 @@ class FaultProxy:
         self._thread = None
 
     def __enter__(self) -> FaultProxy:
-        return self.start()
+        return self if self._thread is not None else self.start()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -319,7 +319,7 @@ def _legend_below(figure: Figure, *axes_list) -> None:
 
 def _svg(figure: Figure) -> Markup:
     buffer = io.StringIO()
-    FigureCanvasSVG(figure).print_svg(buffer, metadata={"Date": None})
+    FigureCanvasSVG(figure).print_svg(buffer, metadata=dict.fromkeys(("Creator", "Date", "Format", "Type")))
     text = buffer.getvalue()
     # Inline in HTML: drop the XML declaration and DOCTYPE that precede <svg>.
     return Markup(text[text.index("<svg") :])

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from harness.errors import ConfigError
-from harness.model import Grade, RunRecord
+from harness.model import RECORD_SCHEMA_VERSION, Grade, RunRecord
 from harness.report._html import render_index_html, render_run_html, render_system_html
 from harness.report._junit import render_junit
 from harness.report._summary import render_summary
@@ -107,6 +107,9 @@ def load_run(path: Path | str) -> tuple[RunRecord, Grade | None]:
         record_data, grade_data = data["record"], data.get("grade")
     else:
         record_data, grade_data = data, None
+    if isinstance(record_data, dict) and record_data.get("schema_version") != RECORD_SCHEMA_VERSION:
+        found = record_data.get("schema_version")
+        raise ConfigError(path, "record.schema_version", f"expected {RECORD_SCHEMA_VERSION}, got {found!r}")
     record = _parse(path, "record", RunRecord.from_dict, record_data)
     if not isinstance(record.run_id, str) or not _RUN_ID.match(record.run_id):
         raise ConfigError(

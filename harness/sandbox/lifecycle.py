@@ -13,7 +13,7 @@ import shutil
 import signal as signals
 import time
 from collections.abc import Callable, Collection, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -21,7 +21,9 @@ from typing import Any
 
 from harness.errors import EnvironmentProblem
 from harness.model import Scenario
+from harness.sandbox import api, monitoring, proxy
 from harness.sandbox import components as procs
+from harness.sandbox import postgres as pg
 from harness.sandbox import redis as redis_servers
 from harness.sandbox.topology import Plan, plan
 
@@ -72,11 +74,21 @@ def _check_binaries(wanted: Plan) -> None:
     binaries = []
     if wanted.has("redis"):
         binaries += [redis_servers.SERVER_BINARY, redis_servers.SENTINEL_BINARY]
+    if wanted.has("prometheus"):
+        binaries.append(monitoring.PROMETHEUS_BINARY)
+    if wanted.has("exporters"):
+        binaries.append(monitoring.REDIS_EXPORTER_BINARY)
+        if wanted.has("postgres") or wanted.has("patroni"):
+            binaries.append(monitoring.POSTGRES_EXPORTER_BINARY)
     for binary in binaries:
         if shutil.which(binary) is None:
             raise EnvironmentProblem(
                 f"{binary} not found on PATH: `make demo` or scripts/install-system-packages installs it"
             )
+    if wanted.has("postgres") or wanted.has("patroni"):
+        pg.bin_dir()
+    if wanted.has("api") and not wanted.has("redis"):
+        raise EnvironmentProblem("the regional API needs Redis: add the redis component")
 
 
 def _refuse_running(directory: Path) -> None:
@@ -90,12 +102,16 @@ def _refuse_running(directory: Path) -> None:
 
 
 def _endpoints(directory: Path, scenario: Scenario, wanted: Plan) -> dict[str, Any]:
-    names = list(procs.load_components(directory))
+    ports = wanted.ports
     regions: dict[str, dict[str, Any]] = {}
     for region in wanted.regions:
         entry: dict[str, Any] = {"primary": region == wanted.primary}
-        if wanted.has("redis"):
-            entry["redis_url"] = f"redis://{procs.HOST}:{wanted.ports[f'redis-{region}']}/0"
+        if f"api-{region}" in ports:
+            entry["api_url"] = f"http://{procs.HOST}:{ports[f'api-{region}']}"
+        if f"redis-{region}" in ports:
+            entry["redis_url"] = f"redis://{procs.HOST}:{ports[f'redis-{region}']}/0"
+        if f"postgres-{region}" in ports:
+            entry["postgres_dsn"] = pg.dsn(ports[f"postgres-{region}"])
         regions[region] = entry
     endpoints: dict[str, Any] = {
         "sandbox_dir": str(directory),
@@ -106,23 +122,107 @@ def _endpoints(directory: Path, scenario: Scenario, wanted: Plan) -> dict[str, A
     if wanted.has("redis"):
         endpoints["redis_master_name"] = redis_servers.MASTER_NAME
         endpoints["redis_sentinels"] = [
-            f"{procs.HOST}:{wanted.ports[f'sentinel-{i}']}"
-            for i in range(1, len(wanted.sentinel_regions) + 1)
+            f"{procs.HOST}:{ports[f'sentinel-{i}']}" for i in range(1, len(wanted.sentinel_regions) + 1)
         ]
-    endpoints["components"] = names
+    if wanted.has("proxy"):
+        endpoints["faultproxy_url"] = f"http://{procs.HOST}:{ports['faultproxy']}"
+        endpoints["links"] = {
+            f"{route['region']}/{route['service']}": {
+                "proxy": name,
+                "from": route["region"],
+                "to": wanted.primary,
+                "service": route["service"],
+                "listen": f"{procs.HOST}:{ports[name]}",
+                "latency_seconds": wanted.latency_seconds.get(route["region"], 0.0),
+            }
+            for name, route in proxy.routes(wanted).items()
+        }
+    if wanted.has("prometheus"):
+        endpoints["prometheus_url"] = f"http://{procs.HOST}:{ports['prometheus']}"
+    endpoints["components"] = list(procs.load_components(directory))
     return endpoints
 
 
-def _start_redis(directory: Path, scenario: Scenario, wanted: Plan, say: Callable[[str], None]) -> None:
-    upstream = {region: wanted.ports[f"redis-{wanted.primary}"] for region in wanted.secondaries}
-    servers = redis_servers.start_servers(directory, wanted, upstream)
-    redis_servers.wait_until_replicating(servers)
-    for server in servers:
-        say(f"{server.name}: {server.role} on {procs.HOST}:{server.port}")
-    sentinels = redis_servers.start_sentinels(directory, wanted, scenario.redis)
-    redis_servers.wait_until_watching(sentinels, replicas=len(wanted.secondaries))
-    for sentinel in sentinels:
-        say(f"{sentinel.name}: sentinel ({sentinel.region}) on {procs.HOST}:{sentinel.port}")
+class _Starter:
+    """Starts one plan's components in parallel stages; `say` reports each ready component."""
+
+    def __init__(self, directory: Path, scenario: Scenario, wanted: Plan, say: Callable[[str], None]) -> None:
+        self.directory, self.scenario, self.plan, self.say = directory, scenario, wanted, say
+        self.pool = ThreadPoolExecutor(max_workers=8)
+
+    def ready(self, component: procs.Component, what: str = "") -> None:
+        self.say(f"{component.name}: {what or component.kind} on {procs.HOST}:{component.port}")
+
+    def upstream(self, region: str, service: str) -> int:
+        """The port a secondary region reaches the primary's `service` on: its proxy route, or direct."""
+        if self.plan.has("proxy"):
+            return self.plan.ports[f"{region}-{service}"]
+        return self.plan.ports[f"{service}-{self.plan.primary}"]
+
+    def proxy(self) -> None:
+        component = proxy.start(self.directory, self.plan)
+        procs.wait_until_listening(component)
+        proxy.add_latency(component, self.plan)
+        self.ready(component, f"fault proxy ({len(proxy.routes(self.plan))} routes)")
+
+    def redis(self, primary: procs.Component, proxy_ready: Future[None] | None) -> None:
+        if proxy_ready is not None:
+            proxy_ready.result()
+        upstream = {region: self.upstream(region, "redis") for region in self.plan.secondaries}
+        replicas = redis_servers.start_servers(self.directory, self.plan, self.plan.secondaries, upstream)
+        servers = [primary, *replicas]
+        redis_servers.wait_until_replicating(servers)
+        for server in servers:
+            self.ready(server, f"redis {server.role}")
+        sentinels = redis_servers.start_sentinels(self.directory, self.plan, self.scenario.redis)
+        redis_servers.wait_until_watching(sentinels, replicas=len(self.plan.secondaries))
+        for sentinel in sentinels:
+            self.ready(sentinel, f"sentinel ({sentinel.region})")
+
+    def postgres(self, proxy_ready: Future[None] | None) -> None:
+        user = pg.run_as()
+        root = pg.data_root(self.directory, user)
+        primary = pg.start_primary(self.directory, self.plan, root, user)
+        pg.wait_until_ready(primary)
+        pg.create_slots(primary, self.plan.secondaries)
+        self.ready(primary, "postgres primary")
+        if proxy_ready is not None:
+            proxy_ready.result()
+
+        def standby(region: str) -> None:
+            component = pg.start_standby(
+                self.directory, self.plan, root, user, region, primary, self.upstream(region, "postgres")
+            )
+            pg.wait_until_ready(component, standby=True)
+            self.ready(component, "postgres standby, streaming")
+
+        for future in [self.pool.submit(standby, region) for region in self.plan.secondaries]:
+            future.result()
+
+    def start(self) -> None:
+        with self.pool:
+            proxy_ready = self.pool.submit(self.proxy) if self.plan.has("proxy") else None
+            prometheus = monitoring.start_prometheus(self.directory, self.plan) if self.plan.has("prometheus") else None
+            work = [proxy_ready] if proxy_ready is not None else []
+            if self.plan.has("redis"):
+                primary = redis_servers.start_servers(self.directory, self.plan, (self.plan.primary,), {})[0]
+                work.append(self.pool.submit(self.redis, primary, proxy_ready))
+            if self.plan.has("postgres"):
+                work.append(self.pool.submit(self.postgres, proxy_ready))
+            # Exporters and APIs connect lazily: started now, they are ready when their backends are.
+            exporters = monitoring.start_exporters(self.directory, self.plan) if self.plan.has("exporters") else []
+            apis = api.start_apis(self.directory, self.plan) if self.plan.has("api") else []
+            for future in work:
+                future.result()
+            for exporter in exporters:
+                procs.wait_until_listening(exporter)
+                self.ready(exporter)
+            for service in apis:
+                api.wait_until_healthy(service)
+                self.ready(service, "regional API, healthy")
+            if prometheus is not None:
+                monitoring.wait_until_ready(prometheus)
+                self.ready(prometheus, "prometheus, scraping every 1 s")
 
 
 def up(
@@ -145,14 +245,8 @@ def up(
     directory.mkdir(parents=True, exist_ok=True)
     _refuse_running(directory)
     (directory / LOGS).mkdir(exist_ok=True)
-    say = progress or (lambda line: None)
     try:
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            stage = []
-            if wanted.has("redis"):
-                stage.append(pool.submit(_start_redis, directory, scenario, wanted, say))
-            for future in stage:
-                future.result()
+        _Starter(directory, scenario, wanted, progress or (lambda line: None)).start()
         endpoints = _endpoints(directory, scenario, wanted)
         temporary = directory / f"{ENDPOINTS_FILE}.tmp"
         temporary.write_text(json.dumps(endpoints, indent=2))

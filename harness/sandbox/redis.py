@@ -51,10 +51,12 @@ def _server_config(port: int, workdir: Path, upstream_port: int | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def start_servers(directory: Path, plan: Plan, upstream_ports: Mapping[str, int]) -> list[Component]:
-    """Start the primary and one replica per secondary region (replicating from `upstream_ports[region]`)."""
+def start_servers(
+    directory: Path, plan: Plan, regions: tuple[str, ...], upstream_ports: Mapping[str, int]
+) -> list[Component]:
+    """Start the Redis servers of `regions`: the primary, or replicas of `upstream_ports[region]`."""
     started = []
-    for region in plan.regions:
+    for region in regions:
         name = f"redis-{region}"
         port = plan.ports[name]
         workdir = directory / name

@@ -177,11 +177,21 @@ def default_kinds(scenario: Scenario) -> frozenset[str]:
 
 
 def port_names(plan: Plan) -> list[str]:
-    """Names that need a port: every component, plus the PostgreSQL servers Patroni runs."""
+    """Names that need a port: every component, the PostgreSQL servers Patroni runs, the proxy routes."""
     names = component_names(plan)
     if plan.has("patroni"):
         names += [f"postgres-{r}" for r in plan.regions]
+    if plan.has("proxy"):
+        names += [f"{r}-{s}" for r in plan.secondaries for s in proxied_services(plan)]
     return names
+
+
+def proxied_services(plan: Plan) -> list[str]:
+    """Services whose cross-region connections go through the fault proxy."""
+    services = ["redis"] if plan.has("redis") else []
+    if plan.has("postgres") or plan.has("patroni"):
+        services.append("postgres")
+    return services
 
 
 def plan(scenario: Scenario, components: Collection[str] | None = None) -> Plan:

@@ -64,6 +64,7 @@ class FakeCluster:
     calls: list[str] = field(default_factory=list)
     bodies: list[Any] = field(default_factory=list)
     auth_headers: set[str] = field(default_factory=set)
+    pods_turn_ready: bool = True  # False: a stuck kubelet, new pods never become ready
     _serial: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     # ------------------------------------------------------------ setup
@@ -200,7 +201,7 @@ class FakeCluster:
             return _status(404, "NotFound")
         response = _json(self.deployments[(ns, name)])
         for pod in self._pods_of(ns, name):  # the kubelet catches up after each look
-            pod["_ready"] = True
+            pod["_ready"] = pod["_ready"] or self.pods_turn_ready
         self._reconcile()
         return response
 
@@ -309,7 +310,7 @@ def moto_server() -> Iterator[str]:
 
 
 @pytest.fixture
-def aws(moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def moto_aws(moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A reset moto reached through AWS_ENDPOINT_URL with dummy credentials; yields the region."""
     requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
     for key, value in {

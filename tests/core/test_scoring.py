@@ -130,3 +130,12 @@ def test_untrustworthy_runs_are_unknown(changes, reason) -> None:
 def test_grade_is_pure_and_repeatable() -> None:
     record = _record()
     assert grade(record, SCENARIO) == grade(RunRecord.from_dict(record.to_dict()), SCENARIO)
+
+
+def test_guardrail_crossing_fails_the_run() -> None:
+    from harness.model import Event
+
+    crossed = Event(3.0, "guardrail.crossed", "runner", {"reason": "canary error ratio 80% over the last 30 s"})
+    result = grade(_record(status="interrupted", events=(crossed,)), SCENARIO)
+    assert result.verdict is Verdict.FAIL
+    assert any("guardrail" in r and "80%" in r for r in result.reasons)

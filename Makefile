@@ -1,0 +1,41 @@
+# The two README commands: `make demo` and `make test`. Both install what is missing first
+# (Python deps into .venv, Debian servers via scripts/install-system-packages) and install
+# nothing on a second run.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test bench install system lint clean
+
+demo: install
+	$(BIN)/harness suite --scenario aeon-nova --cadence daily --out reports
+
+test: install
+	@$(BIN)/python -m pytest -p no:locust $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+bench: install
+	@set -e; for bench in benchmarks/*.py; do echo "== $$bench"; $(BIN)/python $$bench; done
+
+install: $(INSTALLED) system
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	touch $(INSTALLED)
+
+system:
+	@scripts/install-system-packages
+
+lint: install
+	$(BIN)/ruff check harness probes actions tests benchmarks
+	$(BIN)/ruff format --check harness probes actions tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

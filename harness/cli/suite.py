@@ -1,0 +1,88 @@
+"""`harness suite`: a scenario's experiments of one cadence, graded, stored and reported together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from harness import ledger, loading, report, store, suite
+from harness.cli._common import console, progress
+from harness.cli.core import ScenarioOption, load_endpoints
+from harness.model import Grade, RunRecord, Verdict
+from harness.units import format_quantity
+
+_MARKS = {
+    Verdict.PASS: "[green]✔ pass[/green]",
+    Verdict.FAIL: "[red]✘ fail[/red]",
+    Verdict.UNKNOWN: "[yellow]? unknown[/yellow]",
+}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("suite")(run_suite)
+
+
+def run_suite(
+    scenario: ScenarioOption,
+    cadence: Annotated[
+        str | None, typer.Option(help="daily, weekly, biweekly, monthly or quarterly.")
+    ] = None,
+    run_all: Annotated[bool, typer.Option("--all", help="Every experiment of the scenario.")] = False,
+    out: Annotated[Path, typer.Option("--out", help="Report folder.")] = Path("reports"),
+    endpoints: Annotated[
+        Path | None, typer.Option(help="endpoints.json of a running target; default: start a sandbox.")
+    ] = None,
+    store_url: Annotated[
+        str | None, typer.Option("--store", envvar="HARNESS_STORE", help="History URL.")
+    ] = None,
+    allow_production: Annotated[bool, typer.Option(help="Allow faults on production targets.")] = False,
+) -> None:
+    """Bring the target up, run the selected experiments one after another, grade, report, bring it down."""
+    if cadence is None and not run_all:
+        cadence = "daily"
+    profile = loading.load_scenario(scenario)
+    refs = suite.select_experiments(profile, None if run_all else cadence)
+    console.print(f"[bold]{profile.name}[/bold]: {len(refs)} experiment(s) ({'all' if run_all else cadence})")
+    from harness import locking
+
+    with store.open_store(store_url) as history, locking.target_lock(ledger.state_dir(), profile.name, store_url):
+
+        def keep(record: RunRecord, grade: Grade) -> None:
+            paths = report.write_run(record, grade, out)
+            history.save(record, grade)
+            console.print(f"  {report.summary_line(grade)}")
+            console.print(f"  [dim]{paths.html}[/dim]")
+
+        result = suite.run_suite(
+            profile,
+            refs,
+            out,
+            endpoints=load_endpoints(endpoints),
+            on_result=keep,
+            progress=progress,
+            allow_production=allow_production,
+        )
+        index = report.write_site(result.runs, out, history=history.runs(profile.name, limit=200))
+    console.print(_table(result))
+    console.print(f"report: {index}")
+    raise typer.Exit(suite.exit_code(result))
+
+
+def _table(result: suite.SuiteResult) -> Table:
+    table = Table(title=f"{result.scenario}: {_MARKS[result.verdict]}")
+    for column in ("experiment", "verdict", "score", "failover", "evidence"):
+        table.add_column(column)
+    for record, grade in result.runs:
+        failover = next((c for c in grade.checks if c.measure == "failover_seconds"), None)
+        first_problem = next((c.evidence for c in grade.checks if c.verdict is not Verdict.PASS), "")
+        table.add_row(
+            record.experiment_title,
+            _MARKS[grade.verdict],
+            f"{grade.score:.0f}",
+            format_quantity(failover.measured, "seconds") if failover else "-",
+            (first_problem or "; ".join(grade.reasons))[:80],
+        )
+    return table

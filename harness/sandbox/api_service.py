@@ -1,0 +1,254 @@
+"""The regional API service of the sandbox: what users of one region call.
+
+``python -m harness.sandbox.api_service --region R --port P --redis-url URL --sentinels H:P,...
+--master-name NAME [--postgres-dsn DSN --postgres-primary-dsn DSN] [--redis-route H:P=H:P ...]``
+
+* ``GET /api/v1/health``: 200 with JSON when the region's Redis (and PostgreSQL) answer, else 503.
+* ``POST /api/v1/items/<key>`` (body: the value, or JSON ``{"value": ...}``): written to the Redis
+  primary Sentinel names (reached through ``--redis-route`` when it maps that address, i.e.
+  through the fault proxy) and to the PostgreSQL primary; 201, or 503 when a write fails.
+* ``GET /api/v1/items/<key>``: read from the region's own Redis, then its own PostgreSQL; 404 if absent.
+* ``/metrics``: ``harness_api_requests_total{region,route,code}``,
+  ``harness_api_request_duration_seconds{region,route}``, ``harness_api_backend_errors_total{region,backend}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import prometheus_client
+import psycopg
+import redis
+from redis.sentinel import Sentinel
+
+ITEMS = "/api/v1/items/"
+TIMEOUT_SECONDS = 2.0
+_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class _Connections:
+    """A few reusable PostgreSQL connections to one DSN; a connection that failed is dropped."""
+
+    def __init__(self, dsn: str, size: int = 4) -> None:
+        self.dsn = dsn
+        self._idle: queue.LifoQueue[psycopg.Connection] = queue.LifoQueue(maxsize=size)
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        try:
+            connection = self._idle.get_nowait()
+        except queue.Empty:
+            connection = psycopg.connect(
+                self.dsn, connect_timeout=int(TIMEOUT_SECONDS), autocommit=True, options="-c statement_timeout=2000"
+            )
+        try:
+            yield connection
+        except BaseException:
+            connection.close()
+            raise
+        try:
+            self._idle.put_nowait(connection)
+        except queue.Full:
+            connection.close()
+
+
+class Backends:
+    """The region's view of Redis and PostgreSQL."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.region = args.region
+        self.local_redis = redis.Redis.from_url(
+            args.redis_url, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS
+        )
+        sentinels = [(h, int(p)) for h, p in (s.rsplit(":", 1) for s in args.sentinels.split(",") if s)]
+        self.sentinel = Sentinel(sentinels, socket_timeout=TIMEOUT_SECONDS) if sentinels else None
+        self.master_name = args.master_name
+        self.routes = dict(route.split("=", 1) for route in args.redis_route)
+        self._primaries: dict[str, redis.Redis] = {}
+        self._lock = threading.Lock()
+        self.local_postgres = _Connections(args.postgres_dsn) if args.postgres_dsn else None
+        self.primary_postgres = _Connections(args.postgres_primary_dsn) if args.postgres_primary_dsn else None
+
+    def redis_primary(self) -> redis.Redis:
+        """The current Redis primary as Sentinel names it, reached through this region's route to it."""
+        if self.sentinel is None:
+            return self.local_redis
+        host, port = self.sentinel.discover_master(self.master_name)
+        address = self.routes.get(f"{host}:{port}", f"{host}:{port}")
+        with self._lock:
+            if address not in self._primaries:
+                route_host, route_port = address.rsplit(":", 1)
+                self._primaries[address] = redis.Redis(
+                    host=route_host,
+                    port=int(route_port),
+                    socket_timeout=TIMEOUT_SECONDS,
+                    socket_connect_timeout=TIMEOUT_SECONDS,
+                )
+            return self._primaries[address]
+
+
+class Metrics:
+    def __init__(self, region: str) -> None:
+        self.registry = prometheus_client.CollectorRegistry()
+        self.region = region
+        self.requests = prometheus_client.Counter(
+            "harness_api_requests", "Requests served.", ["region", "route", "code"], registry=self.registry
+        )
+        self.duration = prometheus_client.Histogram(
+            "harness_api_request_duration_seconds",
+            "Time to serve a request.",
+            ["region", "route"],
+            buckets=_BUCKETS_SECONDS,
+            registry=self.registry,
+        )
+        self.backend_errors = prometheus_client.Counter(
+            "harness_api_backend_errors", "Failed calls to a backend.", ["region", "backend"], registry=self.registry
+        )
+
+
+def _handler(backends: Backends, metrics: Metrics) -> type[BaseHTTPRequestHandler]:
+    region = backends.region
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+            """Quiet: metrics count requests; the log keeps only startup and errors."""
+
+        def _reply(self, route: str, started: float, code: int, body: Any, content_type: str = "") -> None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", content_type or "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            metrics.requests.labels(region, route, str(code)).inc()
+            metrics.duration.labels(region, route).observe(time.perf_counter() - started)
+
+        def _backend_failed(self, backend: str, error: Exception) -> str:
+            metrics.backend_errors.labels(region, backend).inc()
+            return f"{backend}: {type(error).__name__}: {error}"
+
+        def do_GET(self) -> None:
+            started = time.perf_counter()
+            if self.path == "/api/v1/health":
+                self._health(started)
+            elif self.path.startswith(ITEMS) and len(self.path) > len(ITEMS):
+                self._read(started, self.path[len(ITEMS) :])
+            elif self.path == "/metrics":
+                self._reply("metrics", started, 200, prometheus_client.generate_latest(metrics.registry),
+                            prometheus_client.CONTENT_TYPE_LATEST)  # fmt: skip
+            else:
+                self._reply("other", started, 404, {"error": f"no route {self.path}"})
+
+        def do_POST(self) -> None:
+            started = time.perf_counter()
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            if self.path.startswith(ITEMS) and len(self.path) > len(ITEMS):
+                self._write(started, self.path[len(ITEMS) :], body)
+            else:
+                self._reply("other", started, 404, {"error": f"no route {self.path}"})
+
+        def _health(self, started: float) -> None:
+            checks, problems = {}, []
+            try:
+                backends.local_redis.ping()
+                checks["redis"] = "ok"
+            except redis.RedisError as error:
+                problems.append(self._backend_failed("redis", error))
+            if backends.local_postgres is not None:
+                try:
+                    with backends.local_postgres.connection() as connection:
+                        connection.execute("SELECT 1")
+                    checks["postgres"] = "ok"
+                except psycopg.Error as error:
+                    problems.append(self._backend_failed("postgres", error))
+            code = 503 if problems else 200
+            self._reply("health", started, code, {"region": region, "checks": checks, "problems": problems})
+
+        def _read(self, started: float, key: str) -> None:
+            try:
+                value = backends.local_redis.get(key)
+            except redis.RedisError as error:
+                value, problem = None, self._backend_failed("redis", error)
+            else:
+                problem = ""
+            if value is not None:
+                self._reply("items_read", started, 200, {"key": key, "value": value.decode(), "source": "redis"})
+                return
+            if backends.local_postgres is not None:
+                try:
+                    with backends.local_postgres.connection() as connection:
+                        row = connection.execute("SELECT value FROM items WHERE key = %s", (key,)).fetchone()
+                except psycopg.Error as error:
+                    self._reply("items_read", started, 503, {"error": self._backend_failed("postgres", error)})
+                    return
+                if row is not None:
+                    self._reply("items_read", started, 200, {"key": key, "value": row[0], "source": "postgres"})
+                    return
+            if problem:
+                self._reply("items_read", started, 503, {"error": problem})
+            else:
+                self._reply("items_read", started, 404, {"key": key, "error": "not found"})
+
+        def _write(self, started: float, key: str, body: bytes) -> None:
+            try:
+                parsed = json.loads(body) if body.startswith(b"{") else None
+                value = str(parsed["value"]) if isinstance(parsed, dict) else body.decode()
+            except (ValueError, KeyError):
+                self._reply("items_write", started, 400, {"error": 'expected the value, or JSON {"value": ...}'})
+                return
+            try:
+                backends.redis_primary().set(key, value)
+            except redis.RedisError as error:
+                self._reply("items_write", started, 503, {"error": self._backend_failed("redis", error)})
+                return
+            if backends.primary_postgres is not None:
+                try:
+                    with backends.primary_postgres.connection() as connection:
+                        connection.execute(
+                            "INSERT INTO items (key, value) VALUES (%s, %s) "
+                            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, written_at = now()",
+                            (key, value),
+                        )
+                except psycopg.Error as error:
+                    self._reply("items_write", started, 503, {"error": self._backend_failed("postgres", error)})
+                    return
+            self._reply("items_write", started, 201, {"key": key, "value": value, "region": region})
+
+    return Handler
+
+
+def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m harness.sandbox.api_service", description=__doc__.split("\n")[0])
+    parser.add_argument("--region", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--redis-url", required=True, help="the region's own Redis")
+    parser.add_argument("--sentinels", default="", help="comma-separated host:port of the Sentinels")
+    parser.add_argument("--master-name", default="harness")
+    parser.add_argument("--redis-route", action="append", default=[], help="host:port=host:port, e.g. to the proxy")
+    parser.add_argument("--postgres-dsn", default="", help="the region's own PostgreSQL")
+    parser.add_argument("--postgres-primary-dsn", default="", help="the PostgreSQL primary, as this region reaches it")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_arguments(argv)
+    backends = Backends(args)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), _handler(backends, Metrics(args.region)))
+    server.daemon_threads = True
+    print(f"api {args.region} listening on http://127.0.0.1:{args.port}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

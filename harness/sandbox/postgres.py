@@ -1,0 +1,240 @@
+"""PostgreSQL 15 in the sandbox: a primary and a streaming standby per secondary region.
+
+``initdb`` runs once per machine into a template (database ``harness``, user ``harness``,
+trust authentication on 127.0.0.1, table ``items``), cached in the temporary directory;
+each sandbox copies it for its primary and takes ``pg_basebackup`` copies for the standbys,
+each with its own physical replication slot. Standbys stream through the fault proxy when
+it runs.
+
+Sandbox-only settings, unsafe anywhere else: ``fsync=off``, ``synchronous_commit=off`` and
+``full_page_writes=off``. They lose data only when the *machine* crashes; a killed
+postgres process still recovers from its WAL, so instance-failure experiments stay honest.
+
+PostgreSQL refuses to run as root; when the harness is root, every PostgreSQL program runs
+as the ``postgres`` user and the data directories live in a private directory under the
+temporary directory (a root-only test directory cannot be entered by that user).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+from harness.errors import EnvironmentProblem
+from harness.sandbox.components import HOST, Component, record_cleanup_path, spawn
+from harness.sandbox.ports import ensure_free
+from harness.sandbox.topology import Plan
+
+BIN_DIRS = (Path("/usr/lib/postgresql/15/bin"),)
+USER = "harness"
+DATABASE = "harness"
+TEMPLATE_VERSION = "1"  # bump when the template's contents change
+_SCHEMA = "CREATE TABLE items (key text PRIMARY KEY, value text NOT NULL, written_at timestamptz NOT NULL DEFAULT now());"
+_SETTINGS = (
+    "listen_addresses=127.0.0.1",
+    "unix_socket_directories=",
+    "fsync=off",
+    "synchronous_commit=off",
+    "full_page_writes=off",
+    "wal_level=replica",
+    "max_wal_senders=10",
+    "max_replication_slots=10",
+    "wal_keep_size=64MB",
+    "hot_standby=on",
+    "hot_standby_feedback=on",
+    "wal_receiver_status_interval=1s",
+    "wal_retrieve_retry_interval=500ms",
+    "shared_buffers=16MB",
+    "max_connections=40",
+    "log_min_messages=warning",
+    "log_line_prefix=%m [%p] ",
+)
+
+
+def bin_dir() -> Path:
+    """Where the PostgreSQL 15 programs are; EnvironmentProblem naming the fix when absent."""
+    for candidate in BIN_DIRS:
+        if (candidate / "postgres").exists():
+            return candidate
+    searched = ", ".join(str(d) for d in BIN_DIRS)
+    raise EnvironmentProblem(
+        f"PostgreSQL 15 not found (searched {searched}): `make demo` or scripts/install-system-packages installs it"
+    )
+
+
+def run_as() -> str:
+    """The OS user PostgreSQL programs run as: the harness's own, or `postgres` when the harness is root."""
+    if os.geteuid() != 0:
+        return ""
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        raise EnvironmentProblem(
+            "running as root, and PostgreSQL refuses root: create a `postgres` user "
+            "(the postgresql-15 package does) or run the harness as another user"
+        ) from None
+    return "postgres"
+
+
+def _hand_over(path: Path, user: str) -> None:
+    if user:
+        entry = pwd.getpwnam(user)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _run(command: list[str], user: str, what: str, stdin: str | None = None) -> None:
+    result = subprocess.run(
+        command, input=stdin, capture_output=True, text=True, user=user or None, timeout=120, check=False
+    )
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        raise EnvironmentProblem(f"{what} failed ({' | '.join(detail)})")
+
+
+def _cache_dir() -> Path:
+    cache = Path(tempfile.gettempdir()) / f"harness-sandbox-cache-{os.geteuid()}"
+    cache.mkdir(mode=0o755, exist_ok=True)
+    return cache
+
+
+def template(user: str) -> Path:
+    """The initdb'd template cluster, built on first use (about 2 s) and shared by every sandbox."""
+    final = _cache_dir() / f"pg15-template-v{TEMPLATE_VERSION}"
+    if (final / "PG_VERSION").exists():
+        return final
+    building = Path(tempfile.mkdtemp(prefix="pg15-template-", dir=_cache_dir()))
+    os.chmod(building, 0o755)
+    data = building / "data"
+    data.mkdir(mode=0o700)
+    _hand_over(data, user)
+    binaries = bin_dir()
+    _run(
+        [str(binaries / "initdb"), "-D", str(data), "-U", USER, "--auth=trust", "-E", "UTF8",
+         "--locale=C", "--no-sync", "--no-instructions"],
+        user,
+        "initdb of the PostgreSQL template",
+    )  # fmt: skip
+    single = [str(binaries / "postgres"), "--single", "-D", str(data), "-c", "fsync=off", "-c", "unix_socket_directories="]
+    _run([*single, "postgres"], user, "creating the harness database", f"CREATE DATABASE {DATABASE};\n")
+    _run([*single, DATABASE], user, "creating the items table", _SCHEMA + "\n")
+    try:
+        os.rename(data, final)
+    except OSError:
+        if not (final / "PG_VERSION").exists():
+            raise
+    shutil.rmtree(building, ignore_errors=True)
+    return final
+
+
+def data_root(directory: Path, user: str) -> Path:
+    """Where this sandbox keeps its data directories (recorded for `down` when outside it)."""
+    if not user:
+        root = directory / "pgdata"
+        root.mkdir(exist_ok=True)
+        return root
+    root = Path(tempfile.mkdtemp(prefix="harness-pgdata-"))
+    record_cleanup_path(directory, root)
+    _hand_over(root, user)
+    return root
+
+
+def slot_name(region: str) -> str:
+    return "standby_" + region.replace("-", "_")
+
+
+def _command(data: Path, port: int, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    settings = (*_SETTINGS, f"port={port}", *extra)
+    return (str(bin_dir() / "postgres"), "-D", str(data), *[part for s in settings for part in ("-c", s)])
+
+
+def dsn(port: int) -> str:
+    return f"postgresql://{USER}@{HOST}:{port}/{DATABASE}"
+
+
+def start_primary(directory: Path, plan: Plan, root: Path, user: str) -> Component:
+    """Copy the template into the primary's data directory and start it."""
+    name = f"postgres-{plan.primary}"
+    data = root / name
+    shutil.copytree(template(user), data, symlinks=True)
+    if user:
+        entry = pwd.getpwnam(user)
+        for path in (data, *data.rglob("*")):
+            os.lchown(path, entry.pw_uid, entry.pw_gid)
+    port = plan.ports[name]
+    ensure_free(port, name)
+    return spawn(
+        directory,
+        name=name,
+        kind="postgres",
+        region=plan.primary,
+        role="primary",
+        port=port,
+        command=_command(data, port),
+        cwd=data,
+        user=user,
+    )
+
+
+def wait_until_ready(component: Component, timeout_seconds: float = 20.0, *, standby: bool = False) -> None:
+    """Return once the server answers queries (and, for a standby, streams from the primary)."""
+    deadline = time.monotonic() + timeout_seconds
+    last_error = ""
+    while time.monotonic() < deadline:
+        try:
+            with psycopg.connect(dsn(component.port), connect_timeout=1, autocommit=True) as connection:
+                if not standby:
+                    return
+                row = connection.execute("SELECT status FROM pg_stat_wal_receiver").fetchone()
+                if row and row[0] == "streaming":
+                    return
+                last_error = f"wal receiver: {row[0] if row else 'not started'}"
+        except psycopg.OperationalError as error:
+            last_error = str(error).strip().splitlines()[0] if str(error).strip() else "no answer"
+        time.sleep(0.05)
+    raise EnvironmentProblem(
+        f"{component.name} not ready within {timeout_seconds:g} s ({last_error}); see {component.log}"
+    )
+
+
+def create_slots(primary: Component, regions: tuple[str, ...]) -> None:
+    """A physical replication slot on the primary for each standby region."""
+    with psycopg.connect(dsn(primary.port), connect_timeout=2, autocommit=True) as connection:
+        for region in regions:
+            connection.execute("SELECT pg_create_physical_replication_slot(%s, true)", (slot_name(region),))
+
+
+def start_standby(
+    directory: Path, plan: Plan, root: Path, user: str, region: str, primary: Component, upstream_port: int
+) -> Component:
+    """Base-backup the primary for `region` and start it streaming from `upstream_port` (the proxy or the primary)."""
+    name = f"postgres-{region}"
+    data = root / name
+    _run(
+        [str(bin_dir() / "pg_basebackup"), "-h", HOST, "-p", str(primary.port), "-U", USER, "-D", str(data),
+         "-X", "stream", "-c", "fast", "-S", slot_name(region), "--no-sync"],
+        user,
+        f"pg_basebackup for {name}",
+    )  # fmt: skip
+    (data / "standby.signal").touch()
+    _hand_over(data / "standby.signal", user)
+    port = plan.ports[name]
+    ensure_free(port, name)
+    conninfo = f"host={HOST} port={upstream_port} user={USER} application_name={region}"
+    return spawn(
+        directory,
+        name=name,
+        kind="postgres",
+        region=region,
+        role="standby",
+        port=port,
+        command=_command(data, port, (f"primary_conninfo={conninfo}", f"primary_slot_name={slot_name(region)}")),
+        cwd=data,
+        user=user,
+    )

@@ -1,0 +1,181 @@
+"""Builders of fixed RunRecords and Grades for the report tests."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+from harness.model import (
+    Check,
+    Comparison,
+    Event,
+    FaultRecord,
+    Grade,
+    Measurement,
+    RunRecord,
+    Sample,
+    Verdict,
+    combine,
+)
+
+SCRIPT_TITLE = "<script>alert(1)</script>"
+IMG_EVIDENCE = '"><img src=x onerror=alert(1)>'
+REGIONS = ("us-east-1", "eu-west-1", "ap-south-1")
+START = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)
+
+
+def make_record(
+    run_id: str = "run-pass",
+    *,
+    scenario: str = "aeon-nova",
+    title: str = "Redis primary failover",
+    started_at: datetime = START,
+    outage: tuple[float, float] | None = (20.0, 24.21),
+    failover_seconds: float | None = 4.21,
+    lag_seconds: float | None = 0.8,
+    evidence: str = "canary: first failure t+20.00 s, first success t+24.21 s",
+    with_samples: bool = True,
+) -> RunRecord:
+    """A 60 s run: fault at t+20 s undone at t+40 s, canaries at 10 Hz in three regions."""
+    samples: list[Sample] = []
+    events: list[Event] = [Event(20.0, "fault.applied", "harness", {"target": "redis-primary"})]
+    if with_samples:
+        for index, region in enumerate(REGIONS):
+            for tick in range(600):
+                at = tick / 10 + index * 0.01
+                down = outage is not None and outage[0] <= at < outage[1]
+                latency = 0.002 + 0.001 * index + 0.0005 * math.sin(tick / 7)
+                samples.append(
+                    Sample(
+                        probe="canary",
+                        at_seconds=at,
+                        value=None if down else latency,
+                        ok=not down,
+                        region=region,
+                        latency_seconds=None if down else latency,
+                        error="ConnectionError: refused" if down else "",
+                    )
+                )
+        for tick in range(60):
+            lag = (lag_seconds or 0.0) * (1.0 if 20 <= tick < 30 else 0.1)
+            for region in REGIONS[1:]:
+                samples.append(
+                    Sample(probe="replication_lag", at_seconds=float(tick), value=lag, region=region)
+                )
+        events += [
+            Event(
+                25.0 if outage is None else outage[0] + 1.1,
+                "sentinel.+odown",
+                "sentinel-1",
+                {"quorum": "2/2"},
+            ),
+            Event(28.0 if outage is None else outage[1] - 0.3, "sentinel.+switch-master", "sentinel-2", {}),
+        ]
+    events.append(Event(40.0, "fault.undone", "harness", {}))
+    measurements = [
+        Measurement("failover_seconds", failover_seconds, "seconds", "canary", evidence),
+        Measurement("detection_seconds", 1.1, "seconds", "sentinel", "+odown after 1.10 s"),
+        Measurement("promotion_seconds", 2.9, "seconds", "sentinel", "+switch-master"),
+        Measurement("rto_seconds", (failover_seconds or 0.0) + 1.0, "seconds", "slo", "all probes green"),
+        Measurement("rpo_seconds", 0.35, "seconds", "ledger", "3 writes in 350 ms"),
+        Measurement("lost_writes_count", 3, "count", "ledger", "3 acknowledged writes missing"),
+        Measurement("load_requests_total_count", 12000, "count", "locust", ""),
+        Measurement("load_p99_latency_seconds", 0.045, "seconds", "locust", ""),
+        Measurement("load_failure_ratio", 0.004, "ratio", "locust", ""),
+    ]
+    if lag_seconds is not None:
+        measurements.append(
+            Measurement("replication_lag_seconds", lag_seconds, "seconds", "lag", "worst of 120")
+        )
+    return RunRecord(
+        run_id=run_id,
+        scenario=scenario,
+        experiment_title=title,
+        experiment_path="experiments/redis-primary-failover.yaml",
+        harness_version="0.1.0",
+        started_at=started_at.isoformat(),
+        duration_seconds=60.0,
+        status="completed",
+        steady_state_before=True,
+        steady_state_after=True,
+        events=tuple(events),
+        samples=tuple(samples),
+        faults=(
+            FaultRecord(
+                "f-1",
+                "actions.instances.stop_instance",
+                "redis-primary",
+                20.0,
+                40.0,
+                True,
+                "connection refused",
+            ),
+        ),
+        measurements=tuple(measurements),
+        environment={
+            "python": "3.11.9",
+            "redis": "7.0.15",
+            "postgres_dsn": "postgresql://harness:hunter2@127.0.0.1:5432/harness",
+            "load": {"users": 20, "spawn_rate": 5},
+        },
+    )
+
+
+def make_grade(record: RunRecord, *, failover_limit: float = 30.0, lag_limit: float = 5.0) -> Grade:
+    """Grades failover (critical), lag and RPO the way scoring does: worst verdict wins."""
+    checks = []
+    for target, measure, limit, critical in (
+        ("failover_time", "failover_seconds", failover_limit, True),
+        ("replication_lag", "replication_lag_seconds", lag_limit, False),
+        ("rpo", "rpo_seconds", 60.0, False),
+    ):
+        measurement = record.measurement(measure)
+        measured = measurement.value if measurement else None
+        if measured is None:
+            verdict, evidence = Verdict.UNKNOWN, "no measurement: probe failed"
+        else:
+            verdict = Verdict.PASS if measured <= limit else Verdict.FAIL
+            evidence = measurement.evidence
+        checks.append(
+            Check(
+                target=target,
+                measure=measure,
+                verdict=verdict,
+                measured=measured,
+                limit=limit,
+                unit="seconds",
+                comparison=Comparison.AT_MOST,
+                weight=3 if critical else 1,
+                critical=critical,
+                evidence=evidence,
+            )
+        )
+    total = sum(c.weight for c in checks)
+    score = 100.0 * sum(c.weight for c in checks if c.verdict is Verdict.PASS) / total
+    return Grade(
+        run_id=record.run_id,
+        scenario=record.scenario,
+        experiment_title=record.experiment_title,
+        verdict=combine(c.verdict for c in checks),
+        score=score,
+        checks=tuple(checks),
+    )
+
+
+def make_history(count: int, *, scenario: str = "aeon-nova", step_at: int | None = None) -> list[tuple]:
+    """`count` daily runs without samples; failover jumps from ~4 s to ~12 s at run `step_at`."""
+    history = []
+    for index in range(count):
+        failover = (
+            4.0 + 0.5 * math.sin(index * 1.7) + (8.0 if step_at is not None and index >= step_at else 0.0)
+        )
+        record = make_record(
+            f"{scenario}-{index:04d}",
+            scenario=scenario,
+            started_at=START + timedelta(days=index),
+            failover_seconds=failover,
+            lag_seconds=0.5 + 0.1 * math.cos(index),
+            with_samples=False,
+        )
+        history.append((record, make_grade(record, failover_limit=10.0)))
+    return history
