@@ -344,18 +344,36 @@ def restore_availability_zone(
     az: str,
     instance_ids: Sequence[str] | None = None,
     region: str | None = None,
+    stopping_timeout_seconds: float = 300,
     configuration: Mapping[str, Any] | None = None,
     secrets: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Start the instances fail_availability_zone stopped (default: those of the open fault)."""
+    """Start the instances fail_availability_zone stopped (default: those of the open fault).
+
+    Waits up to `stopping_timeout_seconds` for instances still stopping. Instances their auto
+    scaling group terminated meanwhile (a stopped instance fails EC2 health checks) cannot be
+    started: they are reported under "replaced" and the fault is still closed.
+    """
     region, config = _region(configuration, region)
     target = f"aws/{region}/az/{az}"
-    ids = instance_ids or _recorded(configuration, "aws.fail_availability_zone", target, "instance_ids")
-    if ids:
-        _chaosaws_start_instances(instance_ids=sorted(ids), configuration=config, secrets=secrets)
+    ids = sorted(
+        instance_ids or _recorded(configuration, "aws.fail_availability_zone", target, "instance_ids") or []
+    )
+    states = _poll_for(
+        lambda: instance_states(ids, config, secrets) if ids else {},
+        lambda found: "stopping" not in found.values(),
+        stopping_timeout_seconds,
+    )
+    stopped = sorted(i for i, state in states.items() if state == "stopped")
+    if stopped:
+        _chaosaws_start_instances(instance_ids=stopped, configuration=config, secrets=secrets)
     closed = _close(configuration, "aws.fail_availability_zone", target)
-    states = instance_states(sorted(ids), config, secrets) if ids else {}
-    return {"az": az, "instance_states": states, "closed_fault_ids": closed}
+    return {
+        "az": az,
+        "instance_states": instance_states(ids, config, secrets) if ids else {},
+        "replaced": sorted(i for i, state in states.items() if state in _TERMINATED),
+        "closed_fault_ids": closed,
+    }
 
 
 # ---------------------------------------------------------------- helpers

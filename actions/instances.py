@@ -83,7 +83,7 @@ def start_instance(
 
 
 def pause_instance(component: str, configuration: Mapping[str, Any] | None = None) -> dict:
-    """Freeze one sandbox process with SIGSTOP: it keeps its port but answers nothing. Undo with resume_instance.
+    """Freeze one sandbox process (SIGSTOP): it keeps its port but answers nothing. Undo: resume_instance.
 
     Proof of effect: the process state is stopped (T).
     """
@@ -236,7 +236,7 @@ def _postgres_primary(directory: Path, configuration: Mapping[str, Any]) -> Comp
 
 
 def _refuses(port: int, within_seconds: float = 2.0) -> bool:
-    """Whether the port refuses connections within `within_seconds` (a killed process's socket closes late)."""
+    """Whether the port refuses connections within `within_seconds` (a killed socket closes late)."""
     deadline = time.monotonic() + within_seconds
     while port_accepts(port, _CHECK_TIMEOUT_SECONDS):
         if time.monotonic() > deadline:

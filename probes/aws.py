@@ -18,6 +18,7 @@ __all__ = [
     "asg_is_at_desired_capacity",
     "elasticache_primary",
     "instance_states",
+    "rds_cluster_status",
     "rds_cluster_writer",
     "running_instance_count",
     "running_instance_ids",
@@ -72,17 +73,22 @@ def asg_is_at_desired_capacity(
     return bool(desired_equals_healthy([asg_name], configuration=configuration, secrets=secrets))
 
 
+def rds_cluster_status(
+    db_cluster_identifier: str,
+    configuration: Mapping[str, Any] | None = None,
+    secrets: Mapping[str, Any] | None = None,
+) -> str:
+    """The cluster's status now ("available", "failing-over", ...)."""
+    return _describe_cluster(db_cluster_identifier, configuration, secrets)["Status"]
+
+
 def rds_cluster_writer(
     db_cluster_identifier: str,
     configuration: Mapping[str, Any] | None = None,
     secrets: Mapping[str, Any] | None = None,
 ) -> str:
     """Identifier of the DB instance that is the cluster's writer now."""
-    rds = aws_client("rds", configuration, secrets)
-    try:
-        cluster = rds.describe_db_clusters(DBClusterIdentifier=db_cluster_identifier)["DBClusters"][0]
-    except rds.exceptions.DBClusterNotFoundFault as exc:
-        raise ActivityFailed(f"RDS cluster {db_cluster_identifier!r} not found") from exc
+    cluster = _describe_cluster(db_cluster_identifier, configuration, secrets)
     writers = [m["DBInstanceIdentifier"] for m in cluster["DBClusterMembers"] if m["IsClusterWriter"]]
     if not writers:
         raise ActivityFailed(f"RDS cluster {db_cluster_identifier!r} has no writer instance")
@@ -109,3 +115,13 @@ def elasticache_primary(
     raise ActivityFailed(
         f"ElastiCache replication group {replication_group_id!r} node group {node_group_id!r} has no primary"
     )
+
+
+def _describe_cluster(
+    db_cluster_identifier: str, configuration: Mapping[str, Any] | None, secrets: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    rds = aws_client("rds", configuration, secrets)
+    try:
+        return rds.describe_db_clusters(DBClusterIdentifier=db_cluster_identifier)["DBClusters"][0]
+    except rds.exceptions.DBClusterNotFoundFault as exc:
+        raise ActivityFailed(f"RDS cluster {db_cluster_identifier!r} not found") from exc

@@ -12,7 +12,12 @@ from chaosk8s import create_k8s_api_client
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-__all__ = ["deployment_ready_replicas", "network_policy_exists", "node_is_schedulable"]
+__all__ = [
+    "deployment_is_fully_ready",
+    "deployment_ready_replicas",
+    "network_policy_exists",
+    "node_is_schedulable",
+]
 
 
 def deployment_ready_replicas(
@@ -21,6 +26,16 @@ def deployment_ready_replicas(
     """Replicas of a deployment that are ready now."""
     deployment = client.AppsV1Api(create_k8s_api_client(secrets)).read_namespaced_deployment(name, ns)
     return (deployment.status.ready_replicas if deployment.status else None) or 0
+
+
+def deployment_is_fully_ready(
+    name: str, ns: str = "default", secrets: Mapping[str, Any] | None = None
+) -> bool:
+    """Whether a deployment wants at least one replica and every wanted replica is ready."""
+    deployment = client.AppsV1Api(create_k8s_api_client(secrets)).read_namespaced_deployment(name, ns)
+    wanted = deployment.spec.replicas or 0
+    ready = (deployment.status.ready_replicas if deployment.status else None) or 0
+    return 0 < wanted <= ready
 
 
 def network_policy_exists(name: str, ns: str = "default", secrets: Mapping[str, Any] | None = None) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import http
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ class HttpServer:
         self._handler = handler
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def listen(self, host: str, port: int) -> int:
         """Bind host:port (port 0: any free one); returns the bound port."""
@@ -57,10 +57,12 @@ class HttpServer:
     async def close(self) -> None:
         for server in self._servers:
             server.close()
-        for task in list(self._tasks):
-            task.cancel()
+        for writer in list(self._writers):
+            writer.close()  # the handler sees EOF and ends; one mid-request finishes it first
         if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=2)
+            _, late = await asyncio.wait(list(self._tasks), timeout=2)
+            for task in late:
+                task.cancel()
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
@@ -68,15 +70,15 @@ class HttpServer:
     async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         self._tasks.add(task)
+        self._writers.add(writer)
         try:
             await self._serve(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass
         finally:
+            self._writers.discard(writer)
             self._tasks.discard(task)
             writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:

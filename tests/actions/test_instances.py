@@ -38,7 +38,9 @@ def _port(configuration: dict[str, Any], name: str) -> int:
 
 def _pings(port: int) -> bool:
     try:
-        with redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.3, socket_connect_timeout=0.3) as client:
+        with redis.Redis(
+            host="127.0.0.1", port=port, socket_timeout=0.3, socket_connect_timeout=0.3
+        ) as client:
             return bool(client.ping())
     except (redis.RedisError, OSError):
         return False
@@ -56,13 +58,18 @@ def test_stop_and_start_instance(configuration: dict[str, Any]) -> None:
     assert not _pings(port)
     (fault,) = _open(configuration)
     assert fault.fault_id == stopped["fault_id"]
-    assert fault.undo.arguments == {"component": "redis-eu-west-1", "sandbox_dir": configuration["sandbox_dir"]}
+    assert fault.undo.arguments == {
+        "component": "redis-eu-west-1",
+        "sandbox_dir": configuration["sandbox_dir"],
+    }
 
     started = start_instance("redis-eu-west-1", configuration=configuration)
     assert started["listening"] is True
     assert _pings(port)
     assert _open(configuration) == []
-    assert start_instance("redis-eu-west-1", configuration=configuration)["listening"] is True  # twice is safe
+    assert (
+        start_instance("redis-eu-west-1", configuration=configuration)["listening"] is True
+    )  # twice is safe
 
 
 def test_graceful_stop_of_the_current_primary(configuration: dict[str, Any]) -> None:

@@ -179,9 +179,11 @@ def test_availability_zone_failure_and_restore(moto_aws: str, ledger_dir: Path):
         {"az": "us-east-1a", "instance_ids": in_a, "region": "us-east-1"},
     )
 
+    boto3.client("ec2").terminate_instances(InstanceIds=in_a[:1])  # as its auto scaling group would
     restored = aws.restore_availability_zone("us-east-1a", configuration=_config(ledger_dir))
 
-    assert restored["instance_states"] == {i: "running" for i in in_a}
+    assert restored["instance_states"] == {in_a[0]: "terminated", in_a[1]: "running"}
+    assert restored["replaced"] == in_a[:1]
     assert ledger.open_faults(ledger_dir) == []
 
 

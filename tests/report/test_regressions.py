@@ -31,7 +31,7 @@ def test_a_step_up_in_failover_is_found_once_near_the_step() -> None:
 
 def test_noise_on_a_stable_system_is_not_a_regression() -> None:
     generator = random.Random(7)
-    values = [4.0 + generator.gauss(0, 0.3) for _ in range(300)]
+    values = [4.0 + generator.gauss(0, 0.3) for _ in range(1000)]
     assert find_regressions(_history_of(values)) == []
 
 
@@ -59,10 +59,10 @@ def test_replication_lag_regressions_are_found_too() -> None:
     for index in range(30):
         record = make_record(f"r{index:03d}", with_samples=False)
         lag = 0.5 + 0.01 * (index % 5) + (3.0 if index >= 25 else 0.0)
-        measurements = tuple(m for m in record.measurements if m.name != "replication_lag_seconds") + (
-            Measurement("replication_lag_seconds", lag, "seconds"),
-        )
+        kept = tuple(m for m in record.measurements if m.name != "replication_lag_seconds")
+        measurements = (*kept, Measurement("replication_lag_seconds", lag, "seconds"))
         record = dataclasses.replace(record, measurements=measurements)
         history.append((record, make_grade(record)))
     found = find_regressions(history)
-    assert [(r.measure, r.run_id) for r in found] == [("replication_lag_seconds", "r029")]
+    assert [r.measure for r in found] == ["replication_lag_seconds"]
+    assert found[0].run_id in {"r027", "r028", "r029"}

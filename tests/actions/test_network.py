@@ -1,0 +1,158 @@
+"""actions.network against the project's fault proxy carrying real Redis traffic between regions."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from actions.network import (
+    add_latency,
+    degrade_link,
+    heal_regions,
+    partition_regions,
+    remove_latency,
+    restore_link,
+)
+from harness import ledger
+from harness.errors import ConfigError
+
+SECONDARY, PRIMARY = "eu-west-1", "us-east-1"
+
+
+def _listen(configuration: dict[str, Any]) -> tuple[str, int]:
+    proxy = configuration["links"][f"{SECONDARY}/redis"]["proxy"]
+    with urllib.request.urlopen(f"{configuration['faultproxy_url']}/proxies/{proxy}", timeout=5) as response:
+        host, _, port = json.loads(response.read())["listen"].rpartition(":")
+    return host, int(port)
+
+
+def _client(configuration: dict[str, Any], timeout_seconds: float = 2.0) -> redis.Redis:
+    """A Redis client in the secondary region, reaching the primary through the fault proxy."""
+    host, port = _listen(configuration)
+    return redis.Redis(
+        host=host,
+        port=port,
+        socket_timeout=timeout_seconds,
+        socket_connect_timeout=timeout_seconds,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+def _send(configuration: dict[str, Any], command: bytes, timeout_seconds: float = 0.5) -> bytes | None:
+    """Send one raw command through the proxy; its reply, or None when none came in time."""
+    with socket.create_connection(_listen(configuration), timeout=timeout_seconds) as connection:
+        connection.sendall(command)
+        try:
+            return connection.recv(100)
+        except TimeoutError:
+            return None
+
+
+def _primary(configuration: dict[str, Any]) -> redis.Redis:
+    return redis.Redis.from_url(configuration["regions"][PRIMARY]["redis_url"], socket_timeout=2)
+
+
+def _round_trip_seconds(configuration: dict[str, Any]) -> float:
+    with _client(configuration, timeout_seconds=5) as client:
+        client.ping()  # connect first: toxics delay data, not the handshake
+        started = time.monotonic()
+        client.ping()
+        return time.monotonic() - started
+
+
+def _open(configuration: dict[str, Any]) -> list[ledger.OpenFault]:
+    return ledger.open_faults(ledger.state_dir(configuration))
+
+
+def test_partition_both_ways_refuses_then_heals(linked_configuration: dict[str, Any]) -> None:
+    result = partition_regions(SECONDARY, PRIMARY, configuration=linked_configuration)
+    assert result["effect_proven"] is True
+    assert "connections refused" in result["evidence"]
+    with pytest.raises(redis.ConnectionError), _client(linked_configuration) as client:
+        client.ping()
+    (fault,) = _open(linked_configuration)
+    assert fault.target == f"{SECONDARY}<->{PRIMARY}"
+
+    heal_regions(SECONDARY, PRIMARY, configuration=linked_configuration)
+    with _client(linked_configuration) as client:
+        assert client.ping()
+    assert _open(linked_configuration) == []
+    assert heal_regions(PRIMARY, SECONDARY, configuration=linked_configuration)["healed"] is True  # twice is safe
+
+
+def test_one_way_partition_blocks_only_the_named_direction(linked_configuration: dict[str, Any]) -> None:
+    # Secondary → primary blackholed: a write never arrives.
+    partition_regions(SECONDARY, PRIMARY, one_way=True, configuration=linked_configuration)
+    assert _send(linked_configuration, b"SET one-way:a 1\r\n") is None
+    heal_regions(SECONDARY, PRIMARY, configuration=linked_configuration)
+    with _primary(linked_configuration) as primary:
+        assert primary.get("one-way:a") is None
+
+    # Primary → secondary blackholed: the write arrives, its acknowledgement does not.
+    result = partition_regions(PRIMARY, SECONDARY, one_way=True, configuration=linked_configuration)
+    assert result["effect_proven"] is True
+    assert _send(linked_configuration, b"SET one-way:b 1\r\n") is None
+    with _primary(linked_configuration) as primary:
+        assert primary.get("one-way:b") == b"1"
+    heal_regions(PRIMARY, SECONDARY, configuration=linked_configuration)
+    with _client(linked_configuration) as client:
+        assert client.ping()
+    assert _open(linked_configuration) == []
+
+
+def test_latency_is_added_and_removed(linked_configuration: dict[str, Any]) -> None:
+    before = _round_trip_seconds(linked_configuration)
+    result = add_latency(PRIMARY, SECONDARY, latency_ms=100, configuration=linked_configuration)
+    assert result["effect_proven"] is True, result["evidence"]
+    assert _round_trip_seconds(linked_configuration) >= 0.19  # 100 ms each way
+    remove_latency(PRIMARY, SECONDARY, configuration=linked_configuration)
+    assert _round_trip_seconds(linked_configuration) < before + 0.1
+    assert _open(linked_configuration) == []
+    remove_latency(PRIMARY, SECONDARY, configuration=linked_configuration)
+
+
+def test_degraded_bandwidth_slows_transfers_until_restored(linked_configuration: dict[str, Any]) -> None:
+    with _primary(linked_configuration) as primary:
+        primary.set("bulk", b"x" * 60_000)
+
+    def transfer_seconds() -> float:
+        with _client(linked_configuration, timeout_seconds=10) as client:
+            client.ping()
+            started = time.monotonic()
+            assert len(client.get("bulk")) == 60_000
+            return time.monotonic() - started
+
+    result = degrade_link(SECONDARY, PRIMARY, bandwidth_kb_per_second=100, configuration=linked_configuration)
+    assert result["effect_proven"] is True
+    assert transfer_seconds() >= 0.4  # 60 KB at 100 KB/s: 0.6 s
+    restore_link(SECONDARY, PRIMARY, configuration=linked_configuration)
+    assert transfer_seconds() < 0.4
+    assert _open(linked_configuration) == []
+
+
+def test_recover_heals_a_partition_without_configuration(linked_configuration: dict[str, Any]) -> None:
+    partition_regions(SECONDARY, PRIMARY, configuration=linked_configuration)
+    add_latency(SECONDARY, PRIMARY, latency_ms=50, configuration=linked_configuration)
+    results = ledger.recover(ledger.state_dir(linked_configuration))
+    assert [r.is_undone for r in results] == [True, True]
+    assert _round_trip_seconds(linked_configuration) < 0.1
+
+
+def test_bad_input_names_the_field(linked_configuration: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match="configuration:links: no fault-proxy link between 'eu-west-1' and 'mars'"):
+        partition_regions(SECONDARY, "mars", configuration=linked_configuration)
+    with pytest.raises(ConfigError, match="configuration:faultproxy_url"):
+        add_latency(SECONDARY, PRIMARY, latency_ms=10, configuration={})
+    with pytest.raises(ConfigError, match="arguments:latency_ms"):
+        add_latency(SECONDARY, PRIMARY, latency_ms=-5, configuration=linked_configuration)
+    with pytest.raises(ConfigError, match="arguments:degrade_link"):
+        degrade_link(SECONDARY, PRIMARY, configuration=linked_configuration)
+    assert _open(linked_configuration) == []

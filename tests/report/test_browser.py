@@ -1,0 +1,121 @@
+"""Rendered reports in headless Chromium: no errors, no network, charts drawn, hostile text inert."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from report_records import IMG_EVIDENCE, SCRIPT_TITLE, make_history
+
+from harness.report import write_run, write_site
+
+chromium = pytest.importorskip("chromium", reason="tests/report/chromium.py needs websocket-client")
+pytestmark = pytest.mark.skipif(
+    not chromium.CHROMIUM.exists(), reason=f"{chromium.CHROMIUM} is not installed"
+)
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+FACTS = """(() => ({
+  title: document.title,
+  figures: document.querySelectorAll('figure.chart').length,
+  drawn: [...document.querySelectorAll('figure.chart svg')]
+           .filter(svg => svg.getBoundingClientRect().width > 300).length,
+  nodata: document.querySelectorAll('figure.chart .nodata').length,
+  scripts: document.querySelectorAll('script').length,
+  images: document.querySelectorAll('img').length,
+  text: document.body.innerText,
+}))()"""
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    out = tmp_path_factory.mktemp("site")
+    for name in ("passing_run", "failing_run", "unknown_run", "hostile_run"):
+        write_run(*request.getfixturevalue(name), out)
+    write_site([], out, history=make_history(200, scenario="finnexus", step_at=150))
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with chromium.chromium(tmp_path_factory.mktemp("chromium-profile")) as websocket_url:
+        yield websocket_url
+
+
+# Module-scoped `site` needs the run fixtures at module scope too.
+@pytest.fixture(scope="module")
+def passing_run():
+    from report_records import make_grade, make_record
+
+    record = make_record("run-pass")
+    return record, make_grade(record)
+
+
+@pytest.fixture(scope="module")
+def failing_run():
+    from report_records import make_grade, make_record
+
+    record = make_record("run-fail", outage=(20.0, 65.0), failover_seconds=45.2, lag_seconds=7.5)
+    return record, make_grade(record)
+
+
+@pytest.fixture(scope="module")
+def unknown_run():
+    from report_records import make_grade, make_record
+
+    record = make_record("run-unknown", failover_seconds=None, lag_seconds=None, with_samples=False)
+    return record, make_grade(record)
+
+
+@pytest.fixture(scope="module")
+def hostile_run():
+    from report_records import make_grade, make_record
+
+    record = make_record("run-hostile", title=SCRIPT_TITLE, evidence=IMG_EVIDENCE, failover_seconds=31.0)
+    return record, make_grade(record)
+
+
+@pytest.mark.parametrize(
+    ("page", "drawn", "nodata"),
+    [
+        ("run-pass/index.html", 2, 0),
+        ("run-fail/index.html", 2, 0),
+        ("run-unknown/index.html", 0, 2),
+        ("run-hostile/index.html", 2, 0),
+        ("systems/finnexus.html", 1, 0),
+        ("systems/aeon-nova.html", 1, 0),
+        ("index.html", 0, 0),
+    ],
+)
+def test_page_loads_cleanly_with_its_charts(
+    site: Path, browser: str, page: str, drawn: int, nodata: int
+) -> None:
+    path = site / page
+    loaded = chromium.load_page(browser, path, FACTS)
+    assert loaded.console_errors == ()
+    assert set(loaded.requested_urls) <= {path.resolve().as_uri()}, "a report fetches nothing"
+    assert loaded.dialogs == ()
+    assert loaded.facts["drawn"] == drawn
+    assert loaded.facts["nodata"] == nodata
+    assert loaded.facts["figures"] == drawn + nodata
+    assert loaded.facts["scripts"] == 0 and loaded.facts["images"] == 0
+    assert loaded.screenshot_png.startswith(b"\x89PNG")
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / (page.replace("/", "_").removesuffix(".html") + ".png")).write_bytes(loaded.screenshot_png)
+
+
+def test_hostile_title_and_evidence_are_text_not_markup(site: Path, browser: str) -> None:
+    loaded = chromium.load_page(browser, site / "run-hostile" / "index.html", FACTS)
+    assert SCRIPT_TITLE in loaded.facts["title"]
+    assert SCRIPT_TITLE in loaded.facts["text"]
+    assert IMG_EVIDENCE in loaded.facts["text"]
+    assert loaded.facts["scripts"] == 0 and loaded.facts["images"] == 0
+    assert loaded.dialogs == ()
+
+
+def test_artifacts_folder_is_a_copy_people_can_open(site: Path) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copytree(site, ARTIFACTS / "site", dirs_exist_ok=True)
+    assert (ARTIFACTS / "site" / "index.html").is_file()

@@ -1,0 +1,86 @@
+"""Fixtures for the schedule, due and gate tests: a CLI runner and a scenario on disk."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import typer
+
+import harness.cli
+from harness.cli import due, gate, schedule
+
+
+@dataclass(frozen=True)
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run `harness ARGS` in-process through the real entry point, with this part's commands."""
+    app = typer.Typer(pretty_exceptions_enable=False)
+
+    @app.callback()
+    def root() -> None:
+        """harness"""
+
+    for module in (due, gate, schedule):
+        module.register(app)
+    monkeypatch.setattr(harness.cli, "app", app)
+
+    def invoke(*args: str) -> CliResult:
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "argv", ["harness", *args])
+        with pytest.raises(SystemExit) as exit_info:
+            harness.cli.main()
+        captured = capsys.readouterr()
+        return CliResult(int(exit_info.value.code or 0), captured.out, captured.err)
+
+    return invoke
+
+
+SCENARIO_YAML = """\
+name: shop
+regions:
+  - name: us-east-1
+    primary: true
+  - name: eu-west-1
+targets:
+  failover_time:
+    measure: failover_seconds
+    at_most: 30s
+    critical: true
+  replication_lag:
+    measure: replication_lag_seconds
+    at_most: 5s
+  lost_writes:
+    measure: lost_writes_count
+    at_most: 0
+experiments:
+  - path: experiments/redis-failover.json
+    cadence: daily
+  - path: experiments/partition.json
+    cadence: weekly
+  - path: experiments/region-drill.json
+    cadence: quarterly
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project folder with scenarios/shop.yaml and its experiment files; the working directory."""
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios" / "shop.yaml").write_text(SCENARIO_YAML)
+    (tmp_path / "experiments").mkdir()
+    for name in ("redis-failover.json", "partition.json", "region-drill.json"):
+        (tmp_path / "experiments" / name).write_text('{"title": "x", "method": []}')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HARNESS_STORE", raising=False)
+    monkeypatch.setenv("HARNESS_STATE_DIR", str(tmp_path / ".harness"))
+    return tmp_path
