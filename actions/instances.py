@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import signal as signals
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,7 @@ def pause_instance(component: str, configuration: Mapping[str, Any] | None = Non
     )
     at = time.monotonic()
     paused = pause_component(directory, target.name)
-    proven = is_paused(paused)
+    proven = _eventually(lambda: is_paused(paused))
     evidence = f"{target.name} (pid {paused.pid}) " + (
         "is stopped (SIGSTOP, state T)" if proven else "is not in the stopped state after SIGSTOP"
     )
@@ -109,7 +109,11 @@ def resume_instance(
     directory = _sandbox_dir(sandbox_dir, configuration)
     resumed = resume_component(directory, _known(directory, component).name)
     _close(configuration, "pause_instance", resumed.name)
-    return {"component": resumed.name, "pid": resumed.pid, "paused": is_paused(resumed)}
+    return {
+        "component": resumed.name,
+        "pid": resumed.pid,
+        "paused": not _eventually(lambda: not is_paused(resumed)),
+    }
 
 
 def fail_region(region: str, graceful: bool = False, configuration: Mapping[str, Any] | None = None) -> dict:
@@ -235,14 +239,18 @@ def _postgres_primary(directory: Path, configuration: Mapping[str, Any]) -> Comp
     )
 
 
-def _refuses(port: int, within_seconds: float = 2.0) -> bool:
-    """Whether the port refuses connections within `within_seconds` (a killed socket closes late)."""
+def _eventually(check: Callable[[], bool], within_seconds: float = 2.0) -> bool:
+    """Whether `check` holds within `within_seconds`: signals and socket teardown land asynchronously."""
     deadline = time.monotonic() + within_seconds
-    while port_accepts(port, _CHECK_TIMEOUT_SECONDS):
+    while not check():
         if time.monotonic() > deadline:
             return False
         time.sleep(0.01)
     return True
+
+
+def _refuses(port: int) -> bool:
+    return _eventually(lambda: not port_accepts(port, _CHECK_TIMEOUT_SECONDS))
 
 
 def _record(

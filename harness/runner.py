@@ -353,7 +353,9 @@ def _run_against(
     try:
         chaos_logger = logging.getLogger("chaostoolkit")
         chaos_logger.setLevel(logging.WARNING)
-        journal = chaoslib_run(experiment, experiment_vars=(configuration, {}), event_handlers=[notes])
+        # chaoslib's extra vars only override keys the experiment declares: merge instead.
+        merged = {**experiment, "configuration": {**experiment.get("configuration", {}), **configuration}}
+        journal = chaoslib_run(merged, event_handlers=[notes])
     finally:
         guard.stop()
         extra_events.extend(_undo_leftovers(context.state_dir, run_id))

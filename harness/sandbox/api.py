@@ -24,7 +24,10 @@ def _arguments(plan: Plan, region: str) -> list[str]:
     sentinels = [f"{HOST}:{ports[name]}" for name in ports if name.startswith("sentinel-")]
     arguments += ["--sentinels", ",".join(sentinels)]
     if through_proxy:
-        arguments += ["--redis-route", f"{HOST}:{ports[f'redis-{plan.primary}']}={HOST}:{ports[f'{region}-redis']}"]
+        arguments += [
+            "--redis-route",
+            f"{HOST}:{ports[f'redis-{plan.primary}']}={HOST}:{ports[f'{region}-redis']}",
+        ]
     if f"postgres-{region}" in ports:
         primary_port = ports[f"{region}-postgres"] if through_proxy else ports[f"postgres-{plan.primary}"]
         arguments += ["--postgres-dsn", postgres.dsn(ports[f"postgres-{region}"])]
@@ -39,11 +42,19 @@ def start_apis(directory: Path, plan: Plan) -> list[Component]:
         port = plan.ports[name]
         ensure_free(port, name)
         command = (
-            sys.executable, "-m", "harness.sandbox.api_service", "--region", region, "--port", str(port),
+            sys.executable,
+            "-m",
+            "harness.sandbox.api_service",
+            "--region",
+            region,
+            "--port",
+            str(port),
             *_arguments(plan, region),
-        )  # fmt: skip
+        )
         role = "primary" if region == plan.primary else "secondary"
-        started.append(spawn(directory, name=name, kind="api", region=region, role=role, port=port, command=command))
+        started.append(
+            spawn(directory, name=name, kind="api", region=region, role=role, port=port, command=command)
+        )
     return started
 
 
@@ -67,4 +78,6 @@ def wait_until_healthy(api: Component, timeout_seconds: float = 20.0) -> None:
         if code == 200:
             return
         time.sleep(0.05)
-    raise EnvironmentProblem(f"{api.name} not healthy within {timeout_seconds:g} s (HTTP {code} {body}); see {api.log}")
+    raise EnvironmentProblem(
+        f"{api.name} not healthy within {timeout_seconds:g} s (HTTP {code} {body}); see {api.log}"
+    )

@@ -9,7 +9,8 @@
   through the fault proxy) and to the PostgreSQL primary; 201, or 503 when a write fails.
 * ``GET /api/v1/items/<key>``: read from the region's own Redis, then its own PostgreSQL; 404 if absent.
 * ``/metrics``: ``harness_api_requests_total{region,route,code}``,
-  ``harness_api_request_duration_seconds{region,route}``, ``harness_api_backend_errors_total{region,backend}``.
+  ``harness_api_request_duration_seconds{region,route}``,
+  ``harness_api_backend_errors_total{region,backend}``.
 """
 
 from __future__ import annotations
@@ -47,7 +48,10 @@ class _Connections:
             connection = self._idle.get_nowait()
         except queue.Empty:
             connection = psycopg.connect(
-                self.dsn, connect_timeout=int(TIMEOUT_SECONDS), autocommit=True, options="-c statement_timeout=2000"
+                self.dsn,
+                connect_timeout=int(TIMEOUT_SECONDS),
+                autocommit=True,
+                options="-c statement_timeout=2000",
             )
         try:
             yield connection
@@ -110,7 +114,10 @@ class Metrics:
             registry=self.registry,
         )
         self.backend_errors = prometheus_client.Counter(
-            "harness_api_backend_errors", "Failed calls to a backend.", ["region", "backend"], registry=self.registry
+            "harness_api_backend_errors",
+            "Failed calls to a backend.",
+            ["region", "backend"],
+            registry=self.registry,
         )
 
 
@@ -120,7 +127,7 @@ def _handler(backends: Backends, metrics: Metrics) -> type[BaseHTTPRequestHandle
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        def log_message(self, format: str, *args: Any) -> None:
             """Quiet: metrics count requests; the log keeps only startup and errors."""
 
         def _reply(self, route: str, started: float, code: int, body: Any, content_type: str = "") -> None:
@@ -144,8 +151,13 @@ def _handler(backends: Backends, metrics: Metrics) -> type[BaseHTTPRequestHandle
             elif self.path.startswith(ITEMS) and len(self.path) > len(ITEMS):
                 self._read(started, self.path[len(ITEMS) :])
             elif self.path == "/metrics":
-                self._reply("metrics", started, 200, prometheus_client.generate_latest(metrics.registry),
-                            prometheus_client.CONTENT_TYPE_LATEST)  # fmt: skip
+                self._reply(
+                    "metrics",
+                    started,
+                    200,
+                    prometheus_client.generate_latest(metrics.registry),
+                    prometheus_client.CONTENT_TYPE_LATEST,
+                )
             else:
                 self._reply("other", started, 404, {"error": f"no route {self.path}"})
 
@@ -183,17 +195,23 @@ def _handler(backends: Backends, metrics: Metrics) -> type[BaseHTTPRequestHandle
             else:
                 problem = ""
             if value is not None:
-                self._reply("items_read", started, 200, {"key": key, "value": value.decode(), "source": "redis"})
+                self._reply(
+                    "items_read", started, 200, {"key": key, "value": value.decode(), "source": "redis"}
+                )
                 return
             if backends.local_postgres is not None:
                 try:
                     with backends.local_postgres.connection() as connection:
                         row = connection.execute("SELECT value FROM items WHERE key = %s", (key,)).fetchone()
                 except psycopg.Error as error:
-                    self._reply("items_read", started, 503, {"error": self._backend_failed("postgres", error)})
+                    self._reply(
+                        "items_read", started, 503, {"error": self._backend_failed("postgres", error)}
+                    )
                     return
                 if row is not None:
-                    self._reply("items_read", started, 200, {"key": key, "value": row[0], "source": "postgres"})
+                    self._reply(
+                        "items_read", started, 200, {"key": key, "value": row[0], "source": "postgres"}
+                    )
                     return
             if problem:
                 self._reply("items_read", started, 503, {"error": problem})
@@ -205,7 +223,9 @@ def _handler(backends: Backends, metrics: Metrics) -> type[BaseHTTPRequestHandle
                 parsed = json.loads(body) if body.startswith(b"{") else None
                 value = str(parsed["value"]) if isinstance(parsed, dict) else body.decode()
             except (ValueError, KeyError):
-                self._reply("items_write", started, 400, {"error": 'expected the value, or JSON {"value": ...}'})
+                self._reply(
+                    "items_write", started, 400, {"error": 'expected the value, or JSON {"value": ...}'}
+                )
                 return
             try:
                 backends.redis_primary().set(key, value)
@@ -221,7 +241,9 @@ def _handler(backends: Backends, metrics: Metrics) -> type[BaseHTTPRequestHandle
                             (key, value),
                         )
                 except psycopg.Error as error:
-                    self._reply("items_write", started, 503, {"error": self._backend_failed("postgres", error)})
+                    self._reply(
+                        "items_write", started, 503, {"error": self._backend_failed("postgres", error)}
+                    )
                     return
             self._reply("items_write", started, 201, {"key": key, "value": value, "region": region})
 
@@ -229,15 +251,21 @@ def _handler(backends: Backends, metrics: Metrics) -> type[BaseHTTPRequestHandle
 
 
 def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m harness.sandbox.api_service", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.sandbox.api_service", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--region", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--redis-url", required=True, help="the region's own Redis")
     parser.add_argument("--sentinels", default="", help="comma-separated host:port of the Sentinels")
     parser.add_argument("--master-name", default="harness")
-    parser.add_argument("--redis-route", action="append", default=[], help="host:port=host:port, e.g. to the proxy")
+    parser.add_argument(
+        "--redis-route", action="append", default=[], help="host:port=host:port, e.g. to the proxy"
+    )
     parser.add_argument("--postgres-dsn", default="", help="the region's own PostgreSQL")
-    parser.add_argument("--postgres-primary-dsn", default="", help="the PostgreSQL primary, as this region reaches it")
+    parser.add_argument(
+        "--postgres-primary-dsn", default="", help="the PostgreSQL primary, as this region reaches it"
+    )
     return parser.parse_args(argv)
 
 

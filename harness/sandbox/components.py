@@ -284,7 +284,8 @@ def wait_until_listening(component: Component, timeout_seconds: float = 15.0) ->
             )
         time.sleep(0.02)
     raise EnvironmentProblem(
-        f"{component.name} did not listen on {HOST}:{component.port} within {timeout_seconds:g} s; see {component.log}"
+        f"{component.name} did not listen on {HOST}:{component.port} within {timeout_seconds:g} s; "
+        f"see {component.log}"
     )
 
 

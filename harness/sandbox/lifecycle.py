@@ -202,7 +202,11 @@ class _Starter:
     def start(self) -> None:
         with self.pool:
             proxy_ready = self.pool.submit(self.proxy) if self.plan.has("proxy") else None
-            prometheus = monitoring.start_prometheus(self.directory, self.plan) if self.plan.has("prometheus") else None
+            prometheus = (
+                monitoring.start_prometheus(self.directory, self.plan)
+                if self.plan.has("prometheus")
+                else None
+            )
             work = [proxy_ready] if proxy_ready is not None else []
             if self.plan.has("redis"):
                 primary = redis_servers.start_servers(self.directory, self.plan, (self.plan.primary,), {})[0]
@@ -210,7 +214,9 @@ class _Starter:
             if self.plan.has("postgres"):
                 work.append(self.pool.submit(self.postgres, proxy_ready))
             # Exporters and APIs connect lazily: started now, they are ready when their backends are.
-            exporters = monitoring.start_exporters(self.directory, self.plan) if self.plan.has("exporters") else []
+            exporters = (
+                monitoring.start_exporters(self.directory, self.plan) if self.plan.has("exporters") else []
+            )
             apis = api.start_apis(self.directory, self.plan) if self.plan.has("api") else []
             for future in work:
                 future.result()

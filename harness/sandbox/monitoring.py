@@ -42,10 +42,12 @@ def start_exporters(directory: Path, plan: Plan) -> list[Component]:
                     port=plan.ports[name],
                     command=(
                         REDIS_EXPORTER_BINARY,
-                        "-redis.addr", f"redis://{HOST}:{plan.ports[f'redis-{region}']}",
-                        "-web.listen-address", f"{HOST}:{plan.ports[name]}",
+                        "-redis.addr",
+                        f"redis://{HOST}:{plan.ports[f'redis-{region}']}",
+                        "-web.listen-address",
+                        f"{HOST}:{plan.ports[name]}",
                     ),
-                )  # fmt: skip
+                )
             )
         name = f"postgres-exporter-{region}"
         if name in plan.ports:
@@ -63,7 +65,10 @@ def start_exporters(directory: Path, plan: Plan) -> list[Component]:
                         f"--web.listen-address={HOST}:{plan.ports[name]}",
                         "--disable-settings-metrics",
                     ),
-                    env={"DATA_SOURCE_NAME": postgres.dsn(plan.ports[f"postgres-{region}"]) + "?sslmode=disable"},
+                    env={
+                        "DATA_SOURCE_NAME": postgres.dsn(plan.ports[f"postgres-{region}"])
+                        + "?sslmode=disable"
+                    },
                 )
             )
     return started
@@ -71,9 +76,15 @@ def start_exporters(directory: Path, plan: Plan) -> list[Component]:
 
 def _targets(plan: Plan) -> dict[str, list[tuple[str, str, int]]]:
     """job → [(component, region, port)] of everything Prometheus scrapes."""
-    jobs: dict[str, list[tuple[str, str, int]]] = {"prometheus": [("prometheus", "", plan.ports["prometheus"])]}
+    jobs: dict[str, list[tuple[str, str, int]]] = {
+        "prometheus": [("prometheus", "", plan.ports["prometheus"])]
+    }
     for job, prefix in (("api", "api"), ("redis", "redis-exporter"), ("postgres", "postgres-exporter")):
-        found = [(f"{prefix}-{r}", r, plan.ports[f"{prefix}-{r}"]) for r in plan.regions if f"{prefix}-{r}" in plan.ports]
+        found = [
+            (f"{prefix}-{r}", r, plan.ports[f"{prefix}-{r}"])
+            for r in plan.regions
+            if f"{prefix}-{r}" in plan.ports
+        ]
         if found:
             jobs[job] = found
     if "faultproxy" in plan.ports:

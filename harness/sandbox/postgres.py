@@ -36,7 +36,10 @@ BIN_DIRS = (Path("/usr/lib/postgresql/15/bin"),)
 USER = "harness"
 DATABASE = "harness"
 TEMPLATE_VERSION = "1"  # bump when the template's contents change
-_SCHEMA = "CREATE TABLE items (key text PRIMARY KEY, value text NOT NULL, written_at timestamptz NOT NULL DEFAULT now());"
+_SCHEMA = (
+    "CREATE TABLE items (key text PRIMARY KEY, value text NOT NULL,"
+    " written_at timestamptz NOT NULL DEFAULT now());"
+)
 _SETTINGS = (
     "listen_addresses=127.0.0.1",
     "unix_socket_directories=",
@@ -65,7 +68,8 @@ def bin_dir() -> Path:
             return candidate
     searched = ", ".join(str(d) for d in BIN_DIRS)
     raise EnvironmentProblem(
-        f"PostgreSQL 15 not found (searched {searched}): `make demo` or scripts/install-system-packages installs it"
+        f"PostgreSQL 15 not found (searched {searched}): "
+        "`make demo` or scripts/install-system-packages installs it"
     )
 
 
@@ -116,12 +120,32 @@ def template(user: str) -> Path:
     _hand_over(data, user)
     binaries = bin_dir()
     _run(
-        [str(binaries / "initdb"), "-D", str(data), "-U", USER, "--auth=trust", "-E", "UTF8",
-         "--locale=C", "--no-sync", "--no-instructions"],
+        [
+            str(binaries / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            USER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--no-instructions",
+        ],
         user,
         "initdb of the PostgreSQL template",
-    )  # fmt: skip
-    single = [str(binaries / "postgres"), "--single", "-D", str(data), "-c", "fsync=off", "-c", "unix_socket_directories="]
+    )
+    single = [
+        str(binaries / "postgres"),
+        "--single",
+        "-D",
+        str(data),
+        "-c",
+        "fsync=off",
+        "-c",
+        "unix_socket_directories=",
+    ]
     _run([*single, "postgres"], user, "creating the harness database", f"CREATE DATABASE {DATABASE};\n")
     _run([*single, DATABASE], user, "creating the items table", _SCHEMA + "\n")
     try:
@@ -213,15 +237,31 @@ def create_slots(primary: Component, regions: tuple[str, ...]) -> None:
 def start_standby(
     directory: Path, plan: Plan, root: Path, user: str, region: str, primary: Component, upstream_port: int
 ) -> Component:
-    """Base-backup the primary for `region` and start it streaming from `upstream_port` (the proxy or the primary)."""
+    """Base-backup the primary for `region`; start it streaming from `upstream_port` (proxy or primary)."""
     name = f"postgres-{region}"
     data = root / name
     _run(
-        [str(bin_dir() / "pg_basebackup"), "-h", HOST, "-p", str(primary.port), "-U", USER, "-D", str(data),
-         "-X", "stream", "-c", "fast", "-S", slot_name(region), "--no-sync"],
+        [
+            str(bin_dir() / "pg_basebackup"),
+            "-h",
+            HOST,
+            "-p",
+            str(primary.port),
+            "-U",
+            USER,
+            "-D",
+            str(data),
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "-S",
+            slot_name(region),
+            "--no-sync",
+        ],
         user,
         f"pg_basebackup for {name}",
-    )  # fmt: skip
+    )
     (data / "standby.signal").touch()
     _hand_over(data / "standby.signal", user)
     port = plan.ports[name]
@@ -234,7 +274,9 @@ def start_standby(
         region=region,
         role="standby",
         port=port,
-        command=_command(data, port, (f"primary_conninfo={conninfo}", f"primary_slot_name={slot_name(region)}")),
+        command=_command(
+            data, port, (f"primary_conninfo={conninfo}", f"primary_slot_name={slot_name(region)}")
+        ),
         cwd=data,
         user=user,
     )

@@ -41,7 +41,11 @@ def start(directory: Path, plan: Plan) -> Component:
     config.write_text(
         json.dumps(
             [
-                {"name": name, "listen": f"{HOST}:{plan.ports[name]}", "upstream": f"{HOST}:{plan.ports[route['upstream']]}"}
+                {
+                    "name": name,
+                    "listen": f"{HOST}:{plan.ports[name]}",
+                    "upstream": f"{HOST}:{plan.ports[route['upstream']]}",
+                }
                 for name, route in routes(plan).items()
             ],
             indent=2,
@@ -58,7 +62,17 @@ def start(directory: Path, plan: Plan) -> Component:
         region="",
         role="",
         port=port,
-        command=(sys.executable, "-m", "harness.faultproxy", "--host", HOST, "--port", str(port), "--config", str(config)),
+        command=(
+            sys.executable,
+            "-m",
+            "harness.faultproxy",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--config",
+            str(config),
+        ),
     )
 
 
@@ -82,6 +96,10 @@ def add_latency(proxy: Component, plan: Plan) -> None:
         for stream in ("upstream", "downstream"):
             _post(
                 f"http://{HOST}:{proxy.port}/proxies/{name}/toxics",
-                {"name": f"region-latency-{stream}", "type": "latency", "stream": stream,
-                 "attributes": {"latency": latency_ms, "jitter": 0}},
-            )  # fmt: skip
+                {
+                    "name": f"region-latency-{stream}",
+                    "type": "latency",
+                    "stream": stream,
+                    "attributes": {"latency": latency_ms, "jitter": 0},
+                },
+            )

@@ -85,7 +85,9 @@ def test_partition_both_ways_refuses_then_heals(linked_configuration: dict[str, 
     with _client(linked_configuration) as client:
         assert client.ping()
     assert _open(linked_configuration) == []
-    assert heal_regions(PRIMARY, SECONDARY, configuration=linked_configuration)["healed"] is True  # twice is safe
+    assert (
+        heal_regions(PRIMARY, SECONDARY, configuration=linked_configuration)["healed"] is True
+    )  # twice is safe
 
 
 def test_one_way_partition_blocks_only_the_named_direction(linked_configuration: dict[str, Any]) -> None:
@@ -147,7 +149,9 @@ def test_recover_heals_a_partition_without_configuration(linked_configuration: d
 
 
 def test_bad_input_names_the_field(linked_configuration: dict[str, Any]) -> None:
-    with pytest.raises(ConfigError, match="configuration:links: no fault-proxy link between 'eu-west-1' and 'mars'"):
+    with pytest.raises(
+        ConfigError, match="configuration:links: no fault-proxy link between 'eu-west-1' and 'mars'"
+    ):
         partition_regions(SECONDARY, "mars", configuration=linked_configuration)
     with pytest.raises(ConfigError, match="configuration:faultproxy_url"):
         add_latency(SECONDARY, PRIMARY, latency_ms=10, configuration={})

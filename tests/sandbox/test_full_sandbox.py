@@ -49,8 +49,18 @@ def test_everything_runs_and_endpoints_follow_the_contract(full_sandbox: sandbox
     assert {s.state for s in report} == {"running"}, [s for s in report if s.state != "running"]
     endpoints = full_sandbox.endpoints
     assert json.loads((full_sandbox.directory / "endpoints.json").read_text()) == endpoints
-    for key in ("sandbox_dir", "scenario", "primary_region", "regions", "redis_master_name", "redis_sentinels",
-                "faultproxy_url", "links", "prometheus_url", "components"):  # fmt: skip
+    for key in (
+        "sandbox_dir",
+        "scenario",
+        "primary_region",
+        "regions",
+        "redis_master_name",
+        "redis_sentinels",
+        "faultproxy_url",
+        "links",
+        "prometheus_url",
+        "components",
+    ):
         assert key in endpoints
     for region, entry in endpoints["regions"].items():
         assert set(entry) == {"api_url", "redis_url", "postgres_dsn", "primary"}
@@ -60,22 +70,35 @@ def test_everything_runs_and_endpoints_follow_the_contract(full_sandbox: sandbox
     assert endpoints["links"]["eu-west-1/redis"]["proxy"] == "eu-west-1-redis"
     assert endpoints["links"][f"{PARTITIONED}/postgres"]["latency_seconds"] == pytest.approx(0.05)
     kinds = {s.kind for s in report}
-    assert kinds == {"faultproxy", "redis", "sentinel", "postgres", "api", "redis-exporter", "postgres-exporter",
-                     "prometheus"}  # fmt: skip
+    assert kinds == {
+        "faultproxy",
+        "redis",
+        "sentinel",
+        "postgres",
+        "api",
+        "redis-exporter",
+        "postgres-exporter",
+        "prometheus",
+    }
     assert sorted(endpoints["components"]) == sorted(s.name for s in report)
 
 
 def test_a_write_in_the_primary_region_is_readable_in_every_region(full_sandbox: sandbox.Sandbox) -> None:
     regions = full_sandbox.endpoints["regions"]
     value = f"v-{time.monotonic_ns()}"
-    status, _ = _request(f"{regions['us-east-1']['api_url']}/api/v1/items/everywhere", {"value": value}, "POST")
+    status, _ = _request(
+        f"{regions['us-east-1']['api_url']}/api/v1/items/everywhere", {"value": value}, "POST"
+    )
     assert status == 201
     written = time.monotonic()
     for entry in regions.values():
         eventually(
-            lambda e=entry: _request(f"{e['api_url']}/api/v1/items/everywhere") == (200, {"key": "everywhere", "value": value, "source": "redis"}),
+            lambda e=entry: (
+                _request(f"{e['api_url']}/api/v1/items/everywhere")
+                == (200, {"key": "everywhere", "value": value, "source": "redis"})
+            ),
             LAG_TARGET_SECONDS,
-        )  # fmt: skip
+        )
 
         def standby_has_it(e=entry) -> bool:
             with psycopg.connect(e["postgres_dsn"], connect_timeout=2) as connection:
@@ -109,8 +132,17 @@ def test_partition_grows_replica_lag_in_prometheus_and_heal_clears_it(full_sandb
     try:
         assert _request(proxy_url, {"enabled": False}, "POST")[0] == 200
         for index in range(20):
-            assert _request(f"{primary}/api/v1/items/during-partition-{index}", {"value": "x" * 1000}, "POST")[0] == 201
-        lag = eventually(lambda: (_promql(endpoints, lag_query).get(PARTITIONED) or 0) >= 20_000 and _promql(endpoints, lag_query), 15)
+            assert (
+                _request(f"{primary}/api/v1/items/during-partition-{index}", {"value": "x" * 1000}, "POST")[0]
+                == 201
+            )
+        lag = eventually(
+            lambda: (
+                (_promql(endpoints, lag_query).get(PARTITIONED) or 0) >= 20_000
+                and _promql(endpoints, lag_query)
+            ),
+            15,
+        )
         assert lag.get("eu-west-1", 1) < 20_000  # only the partitioned region falls behind
     finally:
         _request(proxy_url, {"enabled": True}, "POST")
@@ -122,8 +154,11 @@ def test_prometheus_sees_api_requests_by_region(full_sandbox: sandbox.Sandbox) -
     for entry in endpoints["regions"].values():
         _request(f"{entry['api_url']}/api/v1/items/missing-key")
     counts = eventually(
-        lambda: (c := _promql(endpoints, 'sum by (region) (harness_api_requests_total{route="items_read"})'))
-        and len(c) == 3 and c,
+        lambda: (
+            (c := _promql(endpoints, 'sum by (region) (harness_api_requests_total{route="items_read"})'))
+            and len(c) == 3
+            and c
+        ),
         15,
     )
     assert set(counts) == set(endpoints["regions"])
@@ -135,7 +170,9 @@ def test_a_component_killed_by_hand_shows_as_dead(full_sandbox: sandbox.Sandbox)
     exporter = sandbox.load_components(directory)["postgres-exporter-eu-west-1"]
     os.killpg(exporter.pgid, signal.SIGKILL)
     state = eventually(
-        lambda: next(s for s in sandbox.status(directory) if s.name == exporter.name).state == "dead" and "dead"
+        lambda: (
+            next(s for s in sandbox.status(directory) if s.name == exporter.name).state == "dead" and "dead"
+        )
     )
     assert state == "dead"
     others = [s for s in sandbox.status(directory) if s.name != exporter.name]

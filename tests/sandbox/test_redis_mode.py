@@ -36,7 +36,14 @@ def test_redis_sandbox_has_the_scenario_topology(redis_sandbox: sandbox.Sandbox)
     assert endpoints["primary_region"] == "us-east-1"
     assert set(endpoints["regions"]) == {"us-east-1", "eu-west-1", "ap-southeast-1"}
     assert sorted(endpoints["components"]) == sorted(
-        ["redis-us-east-1", "redis-eu-west-1", "redis-ap-southeast-1", "sentinel-1", "sentinel-2", "sentinel-3"]
+        [
+            "redis-us-east-1",
+            "redis-eu-west-1",
+            "redis-ap-southeast-1",
+            "sentinel-1",
+            "sentinel-2",
+            "sentinel-3",
+        ]
     )
     assert json.loads((redis_sandbox.directory / "endpoints.json").read_text()) == endpoints
     roles = {

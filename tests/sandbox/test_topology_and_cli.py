@@ -46,8 +46,13 @@ def test_plan_names_every_component_and_gives_distinct_ports() -> None:
     assert wanted.latency_seconds == {"eu-west-1": 0.005, "ap-southeast-1": 0.05}
     assert wanted.sentinel_regions == ("us-east-1", "eu-west-1", "ap-southeast-1")
     assert component_names(plan(example_scenario(3), {"redis"})) == [
-        "redis-us-east-1", "redis-eu-west-1", "redis-ap-southeast-1", "sentinel-1", "sentinel-2", "sentinel-3",
-    ]  # fmt: skip
+        "redis-us-east-1",
+        "redis-eu-west-1",
+        "redis-ap-southeast-1",
+        "sentinel-1",
+        "sentinel-2",
+        "sentinel-3",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -55,12 +60,18 @@ def test_plan_names_every_component_and_gives_distinct_ports() -> None:
     [
         ({"links": (Link("us-east-1", "mars-1", 0.05),)}, "links.0.between.1", "unknown region 'mars-1'"),
         ({"links": (Link("us-east-1", "eu-west-1", -0.005),)}, "links.0.latency", "non-negative"),
-        ({"settings": {"sandbox": {"ports": {"redis-us-east-1": 25000, "sentinel-1": 25000}}}},
-         "settings.sandbox.ports.sentinel-1", "duplicate port 25000"),
-        ({"settings": {"sandbox": {"ports": {"redis-mars-1": 25000}}}}, "settings.sandbox.ports.redis-mars-1",
-         "no such component"),
+        (
+            {"settings": {"sandbox": {"ports": {"redis-us-east-1": 25000, "sentinel-1": 25000}}}},
+            "settings.sandbox.ports.sentinel-1",
+            "duplicate port 25000",
+        ),
+        (
+            {"settings": {"sandbox": {"ports": {"redis-mars-1": 25000}}}},
+            "settings.sandbox.ports.redis-mars-1",
+            "no such component",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_topology_names_file_and_field(tmp_path: Path, change: dict, field: str, problem: str) -> None:
     scenario = dataclasses.replace(example_scenario(3), path="scenarios/bad.yaml", **change)
     with pytest.raises(ConfigError) as raised:
@@ -74,12 +85,19 @@ def test_bad_topology_names_file_and_field(tmp_path: Path, change: dict, field: 
 @pytest.mark.parametrize(
     ("edit", "field"),
     [
-        (lambda text: text.replace("[us-east-1, ap-southeast-1]", "[us-east-1, mars-1]"), "links.1.between.1"),
+        (
+            lambda text: text.replace("[us-east-1, ap-southeast-1]", "[us-east-1, mars-1]"),
+            "links.1.between.1",
+        ),
         (lambda text: text.replace("latency: 5ms", "latency: -5ms"), "links.0.latency"),
-        (lambda text: text + "settings:\n  sandbox:\n    ports: {redis-us-east-1: 25001, sentinel-2: 25001}\n",
-         "settings.sandbox.ports.sentinel-2"),
+        (
+            lambda text: (
+                text + "settings:\n  sandbox:\n    ports: {redis-us-east-1: 25001, sentinel-2: 25001}\n"
+            ),
+            "settings.sandbox.ports.sentinel-2",
+        ),
     ],
-)  # fmt: skip
+)
 def test_cli_exits_2_on_a_bad_topology(tmp_path: Path, edit, field: str) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(edit(SCENARIO))
@@ -116,7 +134,11 @@ def test_cli_exits_3_naming_a_missing_binary(tmp_path: Path) -> None:
     path.write_text(SCENARIO)
     result = subprocess.run(
         [*CLI, "up", "--scenario", str(path), "--dir", str(tmp_path / "box"), "--component", "redis"],
-        capture_output=True, text=True, timeout=60, check=False, env={"PATH": str(tmp_path)},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": str(tmp_path)},
+    )
     assert result.returncode == 3
     assert "redis-server not found" in result.stderr and "install-system-packages" in result.stderr
