@@ -38,6 +38,8 @@ Progress = Callable[[str], None]
 GUARD_INTERVAL_SECONDS = 0.25
 GUARD_MIN_SAMPLES = 20
 SETTLE_SECONDS = 0.5  # canaries keep sampling this long after the rollbacks
+BASELINE_SAMPLES = 10  # successful canary requests before the experiment starts
+BASELINE_TIMEOUT_SECONDS = 5.0
 
 
 class Terminated(KeyboardInterrupt):
@@ -345,6 +347,7 @@ def _run_against(
     wall_offset = started_wall - started_monotonic
     canaries = [canary_module.Canary(t, rate_hz, run_dir / "canary.jsonl").start() for t in targets]
     watcher = SentinelWatcher(endpoints.get("redis_sentinels", ())).start()
+    _await_baseline(canaries, context.progress)
     guard = _Guard(context.scenario, canaries, context.state_dir).start()
     notes = _SecretCatcher()
     journal: dict[str, Any] = {}
@@ -394,6 +397,17 @@ def _run_against(
         endpoints=endpoints,
     )
     return RunRecord.from_dict(_redact(record.to_dict(), notes.secrets))
+
+
+def _await_baseline(canaries: list[canary_module.Canary], progress: Progress) -> None:
+    """Let every canary see the healthy system first, so the record shows the steady state before
+    the fault. Bounded: a target that never answers is the steady-state hypothesis's to report."""
+    deadline = time.monotonic() + BASELINE_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if all(sum(1 for s in c.samples() if s["ok"]) >= BASELINE_SAMPLES for c in canaries):
+            return
+        time.sleep(0.05)
+    progress(f"canaries saw fewer than {BASELINE_SAMPLES} successful requests before the experiment")
 
 
 def interrupted_exit_code(record: RunRecord) -> int | None:

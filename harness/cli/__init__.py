@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from harness.cli import _common, core, safety, suite
+from harness.cli import _common, core, due, gate, history, report, safety, schedule, suite
 from harness.errors import ConfigError, HarnessError
 
 app = typer.Typer(
@@ -20,9 +20,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-core.register(app)
-suite.register(app)
-safety.register(app)
+for group in (core, suite, gate, history, due, schedule, report, safety):
+    group.register(app)
 _common.mount_groups(app)
 
 

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from harness.model import Grade, Verdict, combine
 from harness.report._format import check_sentence, score_text
 
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
 
 def render_junit(grades: Sequence[Grade]) -> str:
     """JUnit XML for the grades, as a string with an XML declaration."""
@@ -71,9 +73,6 @@ def _testsuite(grade: Grade) -> ET.Element:
     if grade.reasons:
         ET.SubElement(suite, "system-out").text = _clean("\n".join(grade.reasons))
     return suite
-
-
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _clean(text: str) -> str:

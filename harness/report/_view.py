@@ -69,7 +69,7 @@ class CheckView:
 
 
 @dataclass(frozen=True, slots=True)
-class Figure:
+class Fact:
     label: str
     value: str
     note: str
@@ -117,15 +117,15 @@ class RunView:
     counts: str  # "4 passed, 1 failed, 1 unknown"
     reasons: tuple[str, ...]
     checks: tuple[CheckView, ...]
-    figures: tuple[Figure, ...]
+    figures: tuple[Fact, ...]
     timeline: Chart
     lag: Chart
-    load: tuple[Figure, ...]
+    load: tuple[Fact, ...]
     faults: tuple[FaultView, ...]
     events: tuple[EventView, ...]
-    steady_state: tuple[Figure, ...]
+    steady_state: tuple[Fact, ...]
     activity_errors: tuple[str, ...]
-    environment: tuple[Figure, ...]
+    environment: tuple[Fact, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,14 +224,14 @@ def build_run_view(record: RunRecord, grade: Grade) -> RunView:
             for e in sorted(record.events, key=lambda e: e.at_seconds)
         ),
         steady_state=(
-            Figure("Before the fault", _steady(record.steady_state_before), ""),
-            Figure("After the fault", _steady(record.steady_state_after), ""),
+            Fact("Before the fault", _steady(record.steady_state_before), ""),
+            Fact("After the fault", _steady(record.steady_state_after), ""),
         ),
         activity_errors=record.activity_errors,
         environment=(
-            Figure("harness", record.harness_version, ""),
+            Fact("harness", record.harness_version, ""),
             *(
-                Figure(key, value, "")
+                Fact(key, value, "")
                 for key, value in _flatten(record.environment)
                 if not key.startswith("load.") and key != "load"
             ),
@@ -277,30 +277,30 @@ def _headline(grade: Grade) -> str:
     return "Targets not proven: " + "; ".join(parts) + "."
 
 
-def _key_figures(record: RunRecord) -> tuple[Figure, ...]:
+def _key_figures(record: RunRecord) -> tuple[Fact, ...]:
     figures = []
     for name, label in _KEY_FIGURES:
         measurement = record.measurement(name)
         if measurement is None:
-            figures.append(Figure(label, "no data", "not measured in this run"))
+            figures.append(Fact(label, "no data", "not measured in this run"))
         else:
             figures.append(
-                Figure(label, format_quantity(measurement.value, measurement.unit), measurement.evidence)
+                Fact(label, format_quantity(measurement.value, measurement.unit), measurement.evidence)
             )
     return tuple(figures)
 
 
-def _load_figures(record: RunRecord) -> tuple[Figure, ...]:
+def _load_figures(record: RunRecord) -> tuple[Fact, ...]:
     figures = [
-        Figure(m.name.removeprefix("load_"), format_quantity(m.value, m.unit), m.evidence)
+        Fact(m.name.removeprefix("load_"), format_quantity(m.value, m.unit), m.evidence)
         for m in record.measurements
         if m.name.startswith("load_")
     ]
     load = record.environment.get("load")
     if isinstance(load, Mapping):
-        figures += [Figure(key, value, "configuration") for key, value in _flatten(load)]
+        figures += [Fact(key, value, "configuration") for key, value in _flatten(load)]
     elif load is not None:
-        figures.append(Figure("load", _scalar(load), "configuration"))
+        figures.append(Fact("load", _scalar(load), "configuration"))
     return tuple(figures)
 
 

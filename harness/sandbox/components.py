@@ -214,6 +214,24 @@ def wait_gone(component: Component, timeout_seconds: float) -> bool:
     return False
 
 
+def kill_strays(paths: list[Path]) -> list[int]:
+    """SIGKILL processes whose command line names one of `paths`; their pids.
+
+    Catches servers that left their recorded process group (Patroni starts PostgreSQL in a
+    session of its own), so that `down` leaves nothing behind even after a crash.
+    """
+    names = [str(p) for p in paths]
+    killed = []
+    for process in psutil.process_iter(["cmdline"]):
+        command = " ".join(process.info["cmdline"] or ())
+        if any(name in command for name in names) and process.pid != os.getpid():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+                killed.append(process.pid)
+    psutil.wait_procs([p for p in psutil.process_iter() if p.pid in killed], timeout=5)
+    return killed
+
+
 def spawn(
     directory: Path,
     *,

@@ -14,14 +14,14 @@ import signal as signals
 import time
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from harness.errors import EnvironmentProblem
 from harness.model import Scenario
-from harness.sandbox import api, monitoring, proxy
+from harness.sandbox import api, monitoring, patroni, proxy
 from harness.sandbox import components as procs
 from harness.sandbox import postgres as pg
 from harness.sandbox import redis as redis_servers
@@ -85,6 +85,8 @@ def _check_binaries(wanted: Plan) -> None:
             raise EnvironmentProblem(
                 f"{binary} not found on PATH: `make demo` or scripts/install-system-packages installs it"
             )
+    if wanted.has("patroni"):
+        binaries.append(patroni.ETCD_BINARY)
     if wanted.has("postgres") or wanted.has("patroni"):
         pg.bin_dir()
     if wanted.has("api") and not wanted.has("redis"):
@@ -199,6 +201,27 @@ class _Starter:
         for future in [self.pool.submit(standby, region) for region in self.plan.secondaries]:
             future.result()
 
+    def patroni(self) -> None:
+        user = pg.run_as()
+        root = pg.data_root(self.directory, user)
+        etcd = patroni.start_etcd(self.directory, self.plan)
+        procs.wait_until_listening(etcd)
+        self.ready(etcd, "etcd")
+        leader = patroni.start(self.directory, self.plan, self.plan.primary, root, user)
+        patroni.wait_until_role(leader, "primary")
+        self.ready(
+            leader,
+            f"patroni, postgres primary on {procs.HOST}:{self.plan.ports[f'postgres-{self.plan.primary}']}",
+        )
+        replicas = [patroni.start(self.directory, self.plan, r, root, user) for r in self.plan.secondaries]
+        for replica in replicas:
+            patroni.wait_until_role(replica, "replica")
+            server = replace(
+                replica, name=f"postgres-{replica.region}", port=self.plan.ports[f"postgres-{replica.region}"]
+            )
+            pg.wait_until_ready(server, standby=True)
+            self.ready(replica, f"patroni, postgres standby streaming on {procs.HOST}:{server.port}")
+
     def start(self) -> None:
         with self.pool:
             proxy_ready = self.pool.submit(self.proxy) if self.plan.has("proxy") else None
@@ -211,7 +234,9 @@ class _Starter:
             if self.plan.has("redis"):
                 primary = redis_servers.start_servers(self.directory, self.plan, (self.plan.primary,), {})[0]
                 work.append(self.pool.submit(self.redis, primary, proxy_ready))
-            if self.plan.has("postgres"):
+            if self.plan.has("patroni"):
+                work.append(self.pool.submit(self.patroni))
+            elif self.plan.has("postgres"):
                 work.append(self.pool.submit(self.postgres, proxy_ready))
             # Exporters and APIs connect lazily: started now, they are ready when their backends are.
             exporters = (
@@ -322,5 +347,6 @@ def down(directory: Path, grace_seconds: float = 2.0) -> list[str]:
             procs.signal_group(component, signals.SIGKILL)
     for component in running:
         procs.wait_gone(component, 5.0)
+    procs.kill_strays([*procs.cleanup_paths(directory), directory / "pgdata"])
     _remove_state(directory)
     return [c.name for c in running]

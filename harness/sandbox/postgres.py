@@ -40,7 +40,7 @@ _SCHEMA = (
     "CREATE TABLE items (key text PRIMARY KEY, value text NOT NULL,"
     " written_at timestamptz NOT NULL DEFAULT now());"
 )
-_SETTINGS = (
+SETTINGS = (
     "listen_addresses=127.0.0.1",
     "unix_socket_directories=",
     "fsync=off",
@@ -174,7 +174,7 @@ def slot_name(region: str) -> str:
 
 
 def _command(data: Path, port: int, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
-    settings = (*_SETTINGS, f"port={port}", *extra)
+    settings = (*SETTINGS, f"port={port}", *extra)
     return (str(bin_dir() / "postgres"), "-D", str(data), *[part for s in settings for part in ("-c", s)])
 
 

@@ -180,7 +180,7 @@ def port_names(plan: Plan) -> list[str]:
     """Names that need a port: every component, the PostgreSQL servers Patroni runs, the proxy routes."""
     names = component_names(plan)
     if plan.has("patroni"):
-        names += [f"postgres-{r}" for r in plan.regions]
+        names += ["etcd-peer", *[f"postgres-{r}" for r in plan.regions]]
     if plan.has("proxy"):
         names += [f"{r}-{s}" for r in plan.secondaries for s in proxied_services(plan)]
     return names

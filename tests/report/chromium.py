@@ -42,6 +42,7 @@ class PageLoad:
     dialogs: tuple[str, ...]
     facts: dict
     screenshot_png: bytes
+    pdf: bytes  # empty unless asked for
 
 
 @contextmanager
@@ -87,8 +88,11 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait(timeout=10)
 
 
-def load_page(websocket_url: str, page: Path, facts_script: str, *, timeout_seconds: float = 60) -> PageLoad:
-    """Open `page` (a file) and record console errors, requests, dialogs, facts and a screenshot."""
+def load_page(
+    websocket_url: str, page: Path, facts_script: str, *, print_pdf: bool = False, timeout_seconds: float = 60
+) -> PageLoad:
+    """Open `page` (a file) and record console errors, requests, dialogs, facts, a screenshot
+    and, with `print_pdf`, the page printed to A4."""
     connection = websocket.create_connection(websocket_url, timeout=timeout_seconds)
     ids = itertools.count(1)
     events: list[dict] = []
@@ -128,6 +132,7 @@ def load_page(websocket_url: str, page: Path, facts_script: str, *, timeout_seco
             receive()
         facts = call("Runtime.evaluate", expression=facts_script, returnByValue=True)["result"]["value"]
         shot = call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+        pdf = call("Page.printToPDF", paperWidth=8.27, paperHeight=11.69)["data"] if print_pdf else ""
     finally:
         connection.close()
     return PageLoad(
@@ -142,6 +147,7 @@ def load_page(websocket_url: str, page: Path, facts_script: str, *, timeout_seco
         ),
         facts=facts,
         screenshot_png=base64.b64decode(shot["data"]),
+        pdf=base64.b64decode(pdf),
     )
 
 

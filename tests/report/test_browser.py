@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,6 +114,14 @@ def test_hostile_title_and_evidence_are_text_not_markup(site: Path, browser: str
     assert IMG_EVIDENCE in loaded.facts["text"]
     assert loaded.facts["scripts"] == 0 and loaded.facts["images"] == 0
     assert loaded.dialogs == ()
+
+
+def test_run_page_prints(site: Path, browser: str) -> None:
+    loaded = chromium.load_page(browser, site / "run-fail" / "index.html", FACTS, print_pdf=True)
+    assert loaded.pdf.startswith(b"%PDF")
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", loaded.pdf))
+    assert 2 <= pages <= 8, "the run page prints on a handful of A4 pages"
+    (ARTIFACTS / "run-fail.pdf").write_bytes(loaded.pdf)
 
 
 def test_artifacts_folder_is_a_copy_people_can_open(site: Path) -> None:

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import make_record
+from shop_records import make_record
 
 from harness.cli.gate import gate_verdict
 from harness.model import Check, Comparison, Grade, Verdict

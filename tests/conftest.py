@@ -1,0 +1,59 @@
+"""Session-wide guard: no test may leave a server process behind."""
+
+from __future__ import annotations
+
+import os
+
+import psutil
+import pytest
+
+SERVER_NAMES = (
+    "redis-server",
+    "redis-sentinel",
+    "postgres",
+    "prometheus",
+    "etcd",
+    "patroni",
+    "locust",
+    "chromium",
+)
+
+
+def _descendants() -> list[psutil.Process]:
+    try:
+        return psutil.Process(os.getpid()).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _ours(basetemp: str) -> list[str]:
+    """Server processes that belong to this test session: our children, or running from its temp dir."""
+    found = {p.pid: p for p in _descendants()}
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if basetemp in cmdline:
+            found[process.pid] = process
+    described = []
+    for process in found.values():
+        try:
+            cmdline = " ".join(process.cmdline())
+        except psutil.Error:
+            continue
+        if process.status() != psutil.STATUS_ZOMBIE and (
+            any(name in cmdline for name in SERVER_NAMES) or "harness" in cmdline
+        ):
+            described.append(f"pid {process.pid}: {cmdline[:160]}")
+    return described
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After every fixture is torn down, fail the session if a server process is still running."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None or session.config.option.collectonly:
+        return
+    left = _ours(str(factory.getbasetemp()))
+    if left:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter:
+            reporter.write_line("processes left behind by the tests:\n  " + "\n  ".join(left), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
