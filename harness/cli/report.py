@@ -19,7 +19,10 @@ def register(app: typer.Typer) -> None:
 
 def report_command(
     run_files: Annotated[
-        list[Path] | None, typer.Argument(help="run.json files written by `harness run` or `harness score`.")
+        list[Path] | None,
+        typer.Argument(
+            metavar="RUN.json...", help="run.json files written by `harness run` or `harness score`."
+        ),
     ] = None,
     scenario: Annotated[
         str | None,

@@ -334,6 +334,9 @@ def stop_component(directory: Path, name: str, signal: int = signals.SIGKILL) ->
     component = _component(directory, name)
     if signal_group(component, signal):
         wait_gone(component, 10.0)
+    if component.kind == "patroni" and signal == signals.SIGKILL:
+        # A crashed node takes its PostgreSQL with it; Patroni runs that in a session of its own.
+        kill_strays([Path(component.cwd) / f"postgres-{component.region}"])
     return component
 
 

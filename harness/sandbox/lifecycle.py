@@ -209,10 +209,7 @@ class _Starter:
         self.ready(etcd, "etcd")
         leader = patroni.start(self.directory, self.plan, self.plan.primary, root, user)
         patroni.wait_until_role(leader, "primary")
-        self.ready(
-            leader,
-            f"patroni, postgres primary on {procs.HOST}:{self.plan.ports[f'postgres-{self.plan.primary}']}",
-        )
+        self.ready(leader, f"patroni (postgres primary :{self.plan.ports[f'postgres-{self.plan.primary}']})")
         replicas = [patroni.start(self.directory, self.plan, r, root, user) for r in self.plan.secondaries]
         for replica in replicas:
             patroni.wait_until_role(replica, "replica")
@@ -220,7 +217,7 @@ class _Starter:
                 replica, name=f"postgres-{replica.region}", port=self.plan.ports[f"postgres-{replica.region}"]
             )
             pg.wait_until_ready(server, standby=True)
-            self.ready(replica, f"patroni, postgres standby streaming on {procs.HOST}:{server.port}")
+            self.ready(replica, f"patroni (postgres standby :{server.port}, streaming)")
 
     def start(self) -> None:
         with self.pool:

@@ -84,6 +84,7 @@ def _config(plan: Plan, region: str, data: Path, template: Path) -> dict:
             "listen": f"{HOST}:{pg_port}",
             "connect_address": f"{HOST}:{pg_port}",
             "data_dir": str(data),
+            "pgpass": str(data.parent / f"pgpass-{region}"),
             "bin_dir": str(postgres.bin_dir()),
             "authentication": {
                 "superuser": {"username": postgres.USER},

@@ -179,3 +179,32 @@ def make_history(count: int, *, scenario: str = "aeon-nova", step_at: int | None
         )
         history.append((record, make_grade(record, failover_limit=10.0)))
     return history
+
+
+def passing_pair() -> tuple[RunRecord, Grade]:
+    record = make_record("run-pass")
+    return record, make_grade(record)
+
+
+def failing_pair() -> tuple[RunRecord, Grade]:
+    """Failover 45.2 s against 30 s, lag 7.5 s against 5 s; canaries still failing at the end."""
+    record = make_record(
+        "run-fail",
+        outage=(20.0, 65.0),
+        failover_seconds=45.2,
+        lag_seconds=7.5,
+        evidence="canary: first failure t+20.00 s, no success before t+65.2 s",
+    )
+    return record, make_grade(record)
+
+
+def unknown_pair() -> tuple[RunRecord, Grade]:
+    """No samples, no failover or lag measurement."""
+    record = make_record("run-unknown", failover_seconds=None, lag_seconds=None, with_samples=False)
+    return record, make_grade(record)
+
+
+def hostile_pair() -> tuple[RunRecord, Grade]:
+    """A record whose title and probe evidence try to inject markup."""
+    record = make_record("run-hostile", title=SCRIPT_TITLE, evidence=IMG_EVIDENCE, failover_seconds=31.0)
+    return record, make_grade(record)

@@ -8,7 +8,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from report_records import IMG_EVIDENCE, SCRIPT_TITLE, make_history
+from report_records import (
+    IMG_EVIDENCE,
+    SCRIPT_TITLE,
+    failing_pair,
+    hostile_pair,
+    make_history,
+    passing_pair,
+    unknown_pair,
+)
 
 from harness.report import write_run, write_site
 
@@ -31,10 +39,10 @@ FACTS = """(() => ({
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("site")
-    for name in ("passing_run", "failing_run", "unknown_run", "hostile_run"):
-        write_run(*request.getfixturevalue(name), out)
+    for pair in (passing_pair(), failing_pair(), unknown_pair(), hostile_pair()):
+        write_run(*pair, out)
     write_site([], out, history=make_history(200, scenario="finnexus", step_at=150))
     return out
 
@@ -43,39 +51,6 @@ def site(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReques
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with chromium.chromium(tmp_path_factory.mktemp("chromium-profile")) as websocket_url:
         yield websocket_url
-
-
-# Module-scoped `site` needs the run fixtures at module scope too.
-@pytest.fixture(scope="module")
-def passing_run():
-    from report_records import make_grade, make_record
-
-    record = make_record("run-pass")
-    return record, make_grade(record)
-
-
-@pytest.fixture(scope="module")
-def failing_run():
-    from report_records import make_grade, make_record
-
-    record = make_record("run-fail", outage=(20.0, 65.0), failover_seconds=45.2, lag_seconds=7.5)
-    return record, make_grade(record)
-
-
-@pytest.fixture(scope="module")
-def unknown_run():
-    from report_records import make_grade, make_record
-
-    record = make_record("run-unknown", failover_seconds=None, lag_seconds=None, with_samples=False)
-    return record, make_grade(record)
-
-
-@pytest.fixture(scope="module")
-def hostile_run():
-    from report_records import make_grade, make_record
-
-    record = make_record("run-hostile", title=SCRIPT_TITLE, evidence=IMG_EVIDENCE, failover_seconds=31.0)
-    return record, make_grade(record)
 
 
 @pytest.mark.parametrize(
