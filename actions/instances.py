@@ -69,13 +69,20 @@ def stop_instance(
 def start_instance(
     component: str, sandbox_dir: str | None = None, configuration: Mapping[str, Any] | None = None
 ) -> dict:
-    """Start a component stopped by stop_instance and wait (≤ 15 s) until it listens. Safe to call twice."""
+    """Start a component stopped by stop_instance and wait (≤ 15 s) until it listens. Safe to call twice.
+
+    `redis-primary` / `postgres-primary` mean the server stop_instance stopped under that name,
+    as the fault ledger recorded it.
+    """
     directory = _sandbox_dir(sandbox_dir, configuration)
-    name = _known(directory, component).name
+    name = _faulted(directory, component, "stop_instance", configuration)
+    if name is None:
+        return {"component": component, "started": False, "detail": "no open stop_instance fault on it"}
     started = start_component(directory, name)
     _close(configuration, "stop_instance", name)
     return {
         "component": name,
+        "started": True,
         "pid": started.pid,
         "port": started.port,
         "listening": port_accepts(started.port),
@@ -107,7 +114,10 @@ def resume_instance(
 ) -> dict:
     """Resume a process paused by pause_instance (SIGCONT). Safe to call twice."""
     directory = _sandbox_dir(sandbox_dir, configuration)
-    resumed = resume_component(directory, _known(directory, component).name)
+    name = _faulted(directory, component, "pause_instance", configuration)
+    if name is None:
+        return {"component": component, "paused": False, "detail": "no open pause_instance fault on it"}
+    resumed = resume_component(directory, name)
     _close(configuration, "pause_instance", resumed.name)
     return {
         "component": resumed.name,
@@ -179,6 +189,24 @@ def _known(directory: Path, name: str) -> Component:
             "configuration", "component", f"no sandbox component {name!r} in {directory} (known: {known})"
         )
     return components[name]
+
+
+_ALIASES = {"redis-primary": "redis", "postgres-primary": "postgres"}
+
+
+def _faulted(directory: Path, name: str, action: str, configuration: Mapping[str, Any] | None) -> str | None:
+    """The component an inverse action means: an alias names the server the fault ledger says was hit."""
+    if name not in _ALIASES:
+        return _known(directory, name).name
+    components = load_components(directory)
+    kind = _ALIASES[name]
+    for fault in reversed(ledger.open_faults(ledger.state_dir(configuration))):
+        if (
+            fault.action == f"{_MODULE}.{action}"
+            and getattr(components.get(fault.target), "kind", "") == kind
+        ):
+            return fault.target
+    return None
 
 
 def _resolve(directory: Path, name: str, configuration: Mapping[str, Any] | None) -> Component:
@@ -268,6 +296,22 @@ def _record(
         ledger.Undo(_MODULE, undo, {**arguments, "sandbox_dir": str(directory)}),
         run_id=(configuration or {}).get("run_id"),
     )
+
+
+def _stopped_primary(directory: Path, alias: str, configuration: Mapping[str, Any] | None) -> str | None:
+    """The component an open stop_instance fault stopped for a `<kind>-primary` alias, if any."""
+    if alias not in ("redis-primary", "postgres-primary"):
+        return None
+    kind = alias.removesuffix("-primary")
+    components = load_components(directory)
+    stopped = [
+        fault.target
+        for fault in ledger.open_faults(ledger.state_dir(configuration))
+        if fault.action == f"{_MODULE}.stop_instance"
+        and fault.target in components
+        and components[fault.target].kind == kind
+    ]
+    return stopped[-1] if stopped else None
 
 
 def _close(configuration: Mapping[str, Any] | None, action: str, target: str) -> None:

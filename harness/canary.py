@@ -156,6 +156,19 @@ class Canary:
             getattr(request, "close", lambda: None)()
 
 
+def request_once(target: CanaryTarget, timeout_seconds: float = REQUEST_TIMEOUT_SECONDS) -> str:
+    """One write-then-read on the user's path; returns "" on success, else the error."""
+    request = _make_request(target, timeout_seconds)
+    key = f"canary:{target.region}:probe:{time.monotonic_ns()}"
+    try:
+        request(key, f"{time.time():.6f}")
+    except Exception as exc:  # the caller decides what a failure means
+        return f"{type(exc).__name__}: {exc}"[:200]
+    finally:
+        getattr(request, "close", lambda: None)()
+    return ""
+
+
 def _make_request(target: CanaryTarget, timeout_seconds: float) -> Callable[[str, str], None]:
     if target.kind == "redis":
         return _RedisRequest(target, timeout_seconds)

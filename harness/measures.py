@@ -259,5 +259,7 @@ DERIVED: dict[str, Callable[[RunRecord], Measurement | None]] = {
 
 
 def measure(record: RunRecord, name: str) -> Measurement | None:
-    """A measurement by name: a probe's own reading if it produced one, else derived from the history."""
-    return record.measurement(name) or (DERIVED[name](record) if name in DERIVED else None)
+    """A measurement by name: derived from the full history when it can be (so re-grading uses the
+    current formula), else the reading a probe reported."""
+    derived = DERIVED[name](record) if name in DERIVED else None
+    return derived or record.measurement(name)

@@ -120,7 +120,7 @@ class ProxyCollection:
                 if same_listen and fields.upstream == existing.upstream:
                     applied.append(existing)
                     continue
-                await existing.stop()
+                existing.stop()
                 del self.proxies[fields.name]
             try:
                 proxy = await self._new_proxy(fields)
@@ -137,21 +137,21 @@ class ProxyCollection:
         upstream = proxy.upstream if fields.upstream is None else fields.upstream
         enabled = proxy.enabled if fields.enabled is None else fields.enabled
         if await listen_key(listen) != await listen_key(proxy.listen):
-            await proxy.stop()
+            proxy.stop()
             proxy.listen, proxy.upstream = listen, upstream
         elif upstream != proxy.upstream:
             proxy.upstream = upstream
-            await proxy.close_connections()
+            proxy.close_connections()
         if enabled and not proxy.running:
             await proxy.start()
         elif not enabled and proxy.running:
-            await proxy.stop()
+            proxy.stop()
         proxy.enabled = enabled
         return proxy
 
     async def delete(self, name: str) -> None:
         proxy = self.get(name)
-        await proxy.stop()
+        proxy.stop()
         del self.proxies[name]
 
     async def reset(self) -> None:
@@ -165,14 +165,14 @@ class ProxyCollection:
                     failure = failure or exc
             if proxy.toxics:
                 proxy.toxics.clear()
-                await proxy.apply_toxics("upstream")
-                await proxy.apply_toxics("downstream")
+                proxy.apply_toxics("upstream")
+                proxy.apply_toxics("downstream")
         if failure is not None:
             raise failure
 
     async def stop_all(self) -> None:
         for proxy in list(self.proxies.values()):
-            await proxy.stop()
+            proxy.stop()
 
     # -- toxics -----------------------------------------------------------------------------------
 
@@ -183,7 +183,7 @@ class ProxyCollection:
             raise ApiError(409, "toxic already exists")
         toxic = build(request)
         proxy.toxics.append(toxic)
-        await proxy.apply_toxics(toxic.stream)
+        proxy.apply_toxics(toxic.stream)
         return toxic
 
     async def update_toxic(self, proxy_name: str, toxic_name: str, body: Any) -> Toxic:
@@ -191,11 +191,11 @@ class ProxyCollection:
         toxic = proxy.find_toxic(toxic_name)
         toxic.attributes, toxic.toxicity = parse_update(toxic, body)
         toxic.version += 1
-        await proxy.apply_toxics(toxic.stream)
+        proxy.apply_toxics(toxic.stream)
         return toxic
 
     async def remove_toxic(self, proxy_name: str, toxic_name: str) -> None:
         proxy = self.get(proxy_name)
         toxic = proxy.find_toxic(toxic_name)
         proxy.toxics.remove(toxic)
-        await proxy.apply_toxics(toxic.stream)
+        proxy.apply_toxics(toxic.stream)

@@ -1,10 +1,12 @@
 """One proxied connection and its two links (client→upstream is `upstream`, the reverse `downstream`).
 
-A link with no toxics runs on the fast path: a thread moves bytes with `os.splice` through a pipe,
-never copying them into Python, and checks a stop flag (and a wake eventfd) between splices. A link
-with toxics is driven by the event loop (reader callback → stages → writer). Switching stops the
-thread, takes back whatever it left in the pipe, and feeds it to the chain first; switching back
-waits until the writer has drained. Bytes are never lost or reordered either way.
+A link with no toxics runs on the fast path: when its source is readable, the event loop moves
+the bytes with `os.splice` through a pipe straight to the destination, never copying them into
+Python (one thread and epoll serve every link, so hundreds of connections cost no thread switches).
+A link with toxics runs the toxic pipeline instead (reader callback → stages → writer). Switching
+to the pipeline takes back whatever sits in the pipe and feeds it to the chain first; switching back
+waits until the writer has drained. Everything runs on the loop thread, so a switch is immediate
+and bytes are never lost or reordered.
 """
 
 from __future__ import annotations
@@ -12,13 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import logging
 import os
-import select
 import socket
 import struct
-import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ._addresses import resolve_upstream, split_host_port
@@ -28,12 +28,12 @@ from ._toxics import Toxic
 if TYPE_CHECKING:
     from ._proxy import Proxy
 
-log = logging.getLogger("harness.faultproxy")
 
 READ_BYTES = 65536  # one chunk in the toxic pipeline (Toxiproxy reads 32 KiB)
 PAUSE_ABOVE_BYTES = 4 << 20  # stop reading while this much is held in the chain
 RESUME_BELOW_BYTES = 1 << 20
 PIPE_BYTES = 1 << 20  # pipe size once a link shows bulk traffic
+SPLICES_PER_WAKEUP = 8
 _SPLICE_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 _LINGER_RESET = struct.pack("ii", 1, 0)
 
@@ -44,61 +44,75 @@ class Link:
     def __init__(self, conn: Connection, stream: str, src: socket.socket, dst: socket.socket) -> None:
         self.conn, self.stream, self.src, self.dst = conn, stream, src, dst
         self.loop = conn.loop
+        self.src_fd, self.dst_fd = src.fileno(), dst.fileno()
         self.received = 0  # bytes read from src
         self.sent = 0  # bytes written to dst
         self.pending = 0  # bytes read but neither written nor discarded (toxic mode)
         self.stages: list[Stage] = []
         self.writer = Writer(self)
-        self.reading = False
         self.paused = False
         self.src_eof = False
         self.done = False
-        self.thread: threading.Thread | None = None
-        self._stop = False
-        self._stopped: asyncio.Future[None] | None = None
+        self.fast = False
+        self._src_watch: Callable[[], None] | None = None
+        self._dst_watch: Callable[[], None] | None = None
         self._pipe: tuple[int, int] | None = None
-        self._wake: int | None = None
-        self._residue = b""
-        self._eof_pushed = False
+        self._pipe_size = 0
+        self._in_pipe = 0
 
-    # -- control (event loop thread) ------------------------------------------------------------
+    # -- watching the sockets ---------------------------------------------------------------------
+
+    def _watch_src(self, callback: Callable[[], None] | None) -> None:
+        if callback is self._src_watch:
+            return
+        if callback is None:
+            self.loop.remove_reader(self.src_fd)
+        else:
+            self.loop.add_reader(self.src_fd, callback)
+        self._src_watch = callback
+
+    def _watch_dst(self, callback: Callable[[], None] | None) -> None:
+        if callback is self._dst_watch:
+            return
+        if callback is None:
+            self.loop.remove_writer(self.dst_fd)
+        else:
+            self.loop.add_writer(self.dst_fd, callback)
+        self._dst_watch = callback
+
+    # -- control ----------------------------------------------------------------------------------
 
     def start(self, toxics: list[Toxic]) -> None:
         if toxics:
             self._use_chain(toxics)
         else:
-            self._start_thread()
+            self._start_fast()
 
-    async def apply(self, toxics: list[Toxic]) -> None:
-        """Make the link use `toxics`; returns once it does."""
+    def apply(self, toxics: list[Toxic]) -> None:
+        """Make the link use `toxics`, at once."""
         if self.done or self.conn.closing:
             return
-        if self.thread is not None:
-            if not toxics:
-                return
-            await self._stop_thread()
-            if self.done or self.conn.closing:
-                return
+        if not self.fast:
+            self._use_chain(toxics)
+            return
+        if not toxics:
+            return
+        residue = self._stop_fast()
         self._use_chain(toxics)
+        if residue:
+            self.pending += len(residue)
+            self._head().push(Chunk(residue, time.monotonic()))
+        if self.src_eof:
+            self._head().push(EOF)
 
     def _use_chain(self, toxics: list[Toxic]) -> None:
         self.stages, close = rewire(self, self.stages, toxics)
-        if self._residue:
-            data, self._residue = self._residue, b""
-            self.pending += len(data)
-            self._head().push(Chunk(data, time.monotonic()))
-        if self.src_eof and self.thread is None and not self._eof_pushed:
-            self._eof_pushed = True
-            self._head().push(EOF)
         if close:
             self.conn.close()
             return
         for stage in self.stages:
             stage.start()
-        if self.stages:
-            self._read(True)
-        else:
-            self._read(False)
+        self._read(bool(self.stages))
         if not self.writer.waiting:
             self.writer.flush()
 
@@ -107,11 +121,7 @@ class Link:
 
     def _read(self, on: bool) -> None:
         want = on and not self.src_eof and not self.paused and not self.conn.closing
-        if want and not self.reading:
-            self.loop.add_reader(self.src.fileno(), self._readable)
-        elif not want and self.reading:
-            self.loop.remove_reader(self.src.fileno())
-        self.reading = want
+        self._watch_src(self._readable if want else None)
 
     def _readable(self) -> None:
         try:
@@ -122,10 +132,7 @@ class Link:
             self.conn.close()
             return
         if not data:
-            self.src_eof = True
-            self._eof_pushed = True
-            self._read(False)
-            self._head().push(EOF)
+            self._src_ended()
             return
         self.received += len(data)
         self.pending += len(data)
@@ -133,6 +140,11 @@ class Link:
         if self.pending > PAUSE_ABOVE_BYTES:
             self.paused = True
             self._read(False)
+
+    def _src_ended(self) -> None:
+        self.src_eof = True
+        self._read(False)
+        self._head().push(EOF)
 
     def release(self, nbytes: int) -> None:
         """`nbytes` held in the chain were written or discarded."""
@@ -143,10 +155,9 @@ class Link:
 
     def writer_idle(self) -> None:
         """The writer has nothing queued: a link whose chain emptied goes back to the fast path."""
-        if self.stages or self.thread is not None or self.src_eof or self.done or self.conn.closing:
+        if self.stages or self.fast or self.src_eof or self.done or self.conn.closing:
             return
-        self._read(False)
-        self._start_thread()
+        self._start_fast()
 
     def finish(self) -> None:
         """The source's EOF reached the destination: forward the half-close."""
@@ -157,121 +168,91 @@ class Link:
 
     def halt(self) -> None:
         """Stop all I/O on this link (the connection is closing)."""
-        self._read(False)
+        self._watch_src(None)
+        self._watch_dst(None)
         self.writer.stop()
         for stage in self.stages:
             stage.cancel()
-        if self.thread is not None:
-            self._signal_thread()
+        self.fast = False
 
     def release_fds(self) -> None:
         if self._pipe is not None:
             for fd in self._pipe:
                 os.close(fd)
             self._pipe = None
-        if self._wake is not None:
-            os.close(self._wake)
-            self._wake = None
 
-    # -- fast path -------------------------------------------------------------------------------
+    # -- fast path --------------------------------------------------------------------------------
 
-    def _start_thread(self) -> None:
+    def _start_fast(self) -> None:
         if self._pipe is None:
             self._pipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-            self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        with contextlib.suppress(BlockingIOError):
-            os.eventfd_read(self._wake)
-        self._stop = False
-        self.thread = threading.Thread(
-            target=self._splice, name=f"faultproxy-{self.conn.proxy.name}-{self.stream}", daemon=True
-        )
-        self.thread.start()
+            self._pipe_size = fcntl.fcntl(self._pipe[1], fcntl.F_GETPIPE_SZ)
+        self.fast = True
+        self._watch_src(self._fast_readable)
 
-    def _signal_thread(self) -> None:
-        self._stop = True
-        with contextlib.suppress(OSError):
-            os.eventfd_write(self._wake, 1)
+    def _stop_fast(self) -> bytes:
+        """Leave the fast path; returns the bytes still in the pipe (the chain's first chunk)."""
+        self._watch_src(None)
+        self._watch_dst(None)
+        self.fast = False
+        residue = _read_exactly(self._pipe[0], self._in_pipe) if self._in_pipe else b""
+        self._in_pipe = 0
+        return residue
 
-    async def _stop_thread(self) -> None:
-        self._stopped = self.loop.create_future()
-        self._signal_thread()
-        await asyncio.shield(self._stopped)
+    def _fast_readable(self) -> None:
+        splice, src, pipe_w = os.splice, self.src_fd, self._pipe[1]
+        for _ in range(SPLICES_PER_WAKEUP):
+            try:
+                moved = splice(src, pipe_w, self._pipe_size - self._in_pipe, flags=_SPLICE_FLAGS)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.conn.close()
+                return
+            if moved == 0:
+                self.src_eof = True
+                self._watch_src(None)
+                if self._in_pipe == 0:
+                    self.finish()
+                else:
+                    self._fast_flush()
+                return
+            self.received += moved
+            self._in_pipe += moved
+            full = self._in_pipe == self._pipe_size
+            if not self._fast_flush():
+                return
+            if not full:
+                return
+            if self._pipe_size < PIPE_BYTES:
+                with contextlib.suppress(OSError):
+                    self._pipe_size = fcntl.fcntl(self._pipe[1], fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
-    def _thread_exited(self, reason: str, residue: int, eof: bool) -> None:
-        thread, self.thread = self.thread, None
-        if thread is not None:
-            thread.join()
-        if reason == "eof":
-            self.src_eof = self._eof_pushed = True
-            self.done = True
-            self.conn.link_done()
-        elif reason == "error":
-            self.conn.close()
-        elif not self.conn.closing:
-            self.src_eof = eof
-            if residue:
-                self._residue = _read_exactly(self._pipe[0], residue)
-        if self._stopped is not None and not self._stopped.done():
-            self._stopped.set_result(None)
-        self._stopped = None
-        self.conn.thread_exited()
+    def _fast_flush(self) -> bool:
+        """Empty the pipe into dst; False (and wait for writability) when dst is full."""
+        splice, pipe_r, dst = os.splice, self._pipe[0], self.dst_fd
+        while self._in_pipe:
+            try:
+                moved = splice(pipe_r, dst, self._in_pipe, flags=_SPLICE_FLAGS)
+            except (BlockingIOError, InterruptedError):
+                self._watch_src(None)
+                self._watch_dst(self._fast_writable)
+                return False
+            except OSError:
+                self.conn.close()
+                return False
+            self._in_pipe -= moved
+            self.sent += moved
+        return True
 
-    def _splice(self) -> None:
-        """Thread body: move bytes src → pipe → dst until EOF, an error, or a stop request."""
-        src, dst = self.src.fileno(), self.dst.fileno()
-        pipe_r, pipe_w = self._pipe
-        wake = self._wake
-        splice = os.splice
-        readable = select.poll()
-        readable.register(src, select.POLLIN)
-        readable.register(wake, select.POLLIN)
-        writable = select.poll()
-        writable.register(dst, select.POLLOUT)
-        writable.register(wake, select.POLLIN)
-        size = fcntl.fcntl(pipe_w, fcntl.F_GETPIPE_SZ)
-        in_pipe = 0
-        eof = False
-        ready = False  # the last read filled the pipe: try the next one without polling
-        reason = "stopped"
-        try:
-            while not self._stop:
-                if in_pipe == 0:
-                    if eof:
-                        with contextlib.suppress(OSError):
-                            self.dst.shutdown(socket.SHUT_WR)
-                        reason = "eof"
-                        break
-                    if not ready:
-                        readable.poll()
-                        if self._stop:
-                            break
-                    try:
-                        in_pipe = splice(src, pipe_w, size, flags=_SPLICE_FLAGS)
-                    except BlockingIOError:
-                        ready = False
-                        continue
-                    if in_pipe == 0:
-                        eof = True
-                        continue
-                    self.received += in_pipe
-                    ready = in_pipe == size
-                    if ready and size < PIPE_BYTES:
-                        with contextlib.suppress(OSError):
-                            size = fcntl.fcntl(pipe_w, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-                try:
-                    moved = splice(pipe_r, dst, in_pipe, flags=_SPLICE_FLAGS)
-                except BlockingIOError:
-                    writable.poll()
-                    continue
-                in_pipe -= moved
-                self.sent += moved
-        except OSError:
-            reason = "error"
-        except BaseException:
-            log.exception("splice thread failed")
-            reason = "error"
-        with contextlib.suppress(RuntimeError):  # the loop is gone only after every thread is joined
-            self.loop.call_soon_threadsafe(self._thread_exited, reason, in_pipe, eof)
+    def _fast_writable(self) -> None:
+        if not self._fast_flush():
+            return
+        self._watch_dst(None)
+        if self.src_eof:
+            self.finish()
+        else:
+            self._watch_src(self._fast_readable)
 
 
 def _read_exactly(fd: int, nbytes: int) -> bytes:
@@ -295,8 +276,6 @@ class Connection:
         self.upstream: socket.socket | None = None
         self.links: dict[str, Link] = {}
         self.closing = False
-        self.closed = self.loop.create_future()
-        self._reset = False
         self._dial: asyncio.Task[None] | None = None
 
     def open(self, upstream: str) -> None:
@@ -325,39 +304,29 @@ class Connection:
             self.close()
 
     def close(self, reset: bool = False) -> None:
-        """Close both sockets: FIN, or RST when `reset`. Idempotent; completes `closed`."""
+        """Close both sockets now: FIN, or RST when `reset`. Idempotent."""
         if self.closing:
             return
         self.closing = True
-        self._reset = reset
         if self._dial is not None:
             self._dial.cancel()
             self._dial = None
         for link in self.links.values():
             link.halt()
-        if not reset:
-            for sock in self._sockets():
+        for sock in (self.client, self.upstream):
+            if sock is None:
+                continue
+            if reset:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+            else:
                 _discard_unread(sock)
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-        self.thread_exited()
-
-    def thread_exited(self) -> None:
-        if not self.closing or any(link.thread is not None for link in self.links.values()):
-            return
-        for sock in self._sockets():
-            if self._reset:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
             sock.close()
         for link in self.links.values():
             link.release_fds()
         self.proxy.connection_closed(self)
-        if not self.closed.done():
-            self.closed.set_result(None)
-
-    def _sockets(self) -> list[socket.socket]:
-        return [s for s in (self.client, self.upstream) if s is not None and s.fileno() >= 0]
 
 
 def _discard_unread(sock: socket.socket) -> None:

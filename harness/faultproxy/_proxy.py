@@ -16,7 +16,6 @@ from ._toxics import Toxic
 
 log = logging.getLogger("harness.faultproxy")
 
-STOP_WAIT_SECONDS = 1.0
 _ACCEPTS_PER_WAKEUP = 64
 
 
@@ -79,24 +78,18 @@ class Proxy:
         self.enabled = True
         self.loop.add_reader(sock.fileno(), self._accept)
 
-    async def stop(self) -> None:
-        """Close the listener, then every connection; returns once they are closed (or 1 s passed)."""
+    def stop(self) -> None:
+        """Close the listener, then every connection."""
         self.enabled = False
         if self._listener is not None:
             self.loop.remove_reader(self._listener.fileno())
             self._listener.close()
             self._listener = None
-        await self.close_connections()
+        self.close_connections()
 
-    async def close_connections(self) -> None:
-        waits = []
+    def close_connections(self) -> None:
         for conn in list(self.connections):
             conn.close()
-            waits.append(conn.closed)
-        if waits:
-            _, late = await asyncio.wait(waits, timeout=STOP_WAIT_SECONDS)
-            if late:
-                log.warning("proxy %s: %d connections still closing", self.name, len(late))
 
     @property
     def running(self) -> bool:
@@ -134,9 +127,9 @@ class Proxy:
 
     # -- toxics -----------------------------------------------------------------------------------
 
-    async def apply_toxics(self, stream: str) -> None:
-        """Give every live link of `stream` the current chain; returns once all use it."""
+    def apply_toxics(self, stream: str) -> None:
+        """Give every live link of `stream` the current chain."""
         toxics = self.toxics_for(stream)
-        links = [conn.links[stream] for conn in list(self.connections) if conn.links]
-        if links:
-            await asyncio.gather(*(link.apply(toxics) for link in links))
+        for conn in list(self.connections):
+            if conn.links and not conn.closing:
+                conn.links[stream].apply(toxics)

@@ -41,7 +41,8 @@ from harness.report._view import (
     system_page_name,
 )
 
-_RUN_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+# A run id names its folder: one path component, not hidden, not the systems folder.
+_RUN_ID = re.compile(r"^[^./\\\x00][^/\\\x00]*$")
 _MANIFEST_VERSION = 1
 _T = TypeVar("_T")
 
@@ -111,10 +112,8 @@ def load_run(path: Path | str) -> tuple[RunRecord, Grade | None]:
         found = record_data.get("schema_version")
         raise ConfigError(path, "record.schema_version", f"expected {RECORD_SCHEMA_VERSION}, got {found!r}")
     record = _parse(path, "record", RunRecord.from_dict, record_data)
-    if not isinstance(record.run_id, str) or not _RUN_ID.match(record.run_id):
-        raise ConfigError(
-            path, "record.run_id", f"expected letters, digits, '.', '_' or '-', got {record.run_id!r}"
-        )
+    if not _is_folder_name(record.run_id):
+        raise ConfigError(path, "record.run_id", f"expected a name usable as a folder, got {record.run_id!r}")
     if grade_data is None:
         return record, None
     grade = _parse(path, "grade", Grade.from_dict, grade_data)
@@ -136,8 +135,12 @@ def _parse(path: Path, field: str, parse: Callable[[Mapping[str, Any]], _T], dat
         raise ConfigError(path, field, f"malformed: {error}") from None
 
 
+def _is_folder_name(run_id: object) -> bool:
+    return isinstance(run_id, str) and bool(_RUN_ID.match(run_id)) and run_id != "systems"
+
+
 def _write_run_files(record: RunRecord, grade: Grade, out_dir: Path) -> RunReportPaths:
-    if not _RUN_ID.match(record.run_id):
+    if not _is_folder_name(record.run_id):
         raise ValueError(f"run_id {record.run_id!r} cannot name a folder")
     run_dir = out_dir / record.run_id
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from markupsafe import Markup
 
@@ -498,7 +498,7 @@ def _history_row(
     not_passed = [f"{c.target} ({c.verdict.value})" for c in grade.checks if c.verdict is not Verdict.PASS]
     return HistoryRow(
         run_id=record.run_id,
-        href=f"{record.run_id}/index.html" if record.run_id in rendered else "",
+        href=f"{quote(record.run_id)}/index.html" if record.run_id in rendered else "",
         started_at=_wall(record.started_at),
         title=record.experiment_title,
         verdict=verdict_view(grade.verdict),

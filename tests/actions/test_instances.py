@@ -149,3 +149,11 @@ def test_bad_names_are_config_errors(configuration: dict[str, Any]) -> None:
     with pytest.raises(ConfigError, match="configuration:sandbox_dir"):
         stop_instance("redis-us-east-1", configuration={})
     assert _open(configuration) == []
+
+
+def test_rollback_by_alias_starts_the_server_the_ledger_names(configuration: dict[str, Any]) -> None:
+    stopped = stop_instance("redis-primary", configuration=configuration)
+    started = start_instance("redis-primary", configuration=configuration)
+    assert started["component"] == stopped["component"] == "redis-us-east-1"
+    assert started["listening"] is True
+    assert start_instance("redis-primary", configuration=configuration)["started"] is False  # nothing open

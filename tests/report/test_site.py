@@ -199,3 +199,12 @@ def test_write_run_refuses_a_run_id_that_is_a_path(tmp_path: Path, passing_run) 
     with pytest.raises(ValueError, match="cannot name a folder"):
         write_run(record, passing_run[1], tmp_path / "out")
     assert not (tmp_path / "escape").exists()
+
+
+def test_run_ids_with_spaces_and_hashes_get_working_links(tmp_path: Path) -> None:
+    record = make_record("20250301T020000Z-aeon nova-fail #2", with_samples=False)
+    write_run(record, make_grade(record), tmp_path)
+    assert (tmp_path / record.run_id / "index.html").is_file()
+    assert (
+        'href="20250301T020000Z-aeon%20nova-fail%20%232/index.html"' in (tmp_path / "index.html").read_text()
+    )

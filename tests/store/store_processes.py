@@ -15,7 +15,12 @@ from harness.model import Check, Comparison, FaultRecord, Grade, Measurement, Ru
 START = datetime(2025, 1, 1, 2, 0, tzinfo=UTC)
 
 
-def record_for(index: int, samples: int = 2000) -> RunRecord:
+# Writers save runs this large so that most of a save is spent inside the database transaction
+# (encoding JSON is the rest): a kill at a random moment then most often lands mid-transaction.
+BLOB_BYTES = 4_000_000
+
+
+def record_for(index: int, samples: int = 100, blob_bytes: int = 0) -> RunRecord:
     """Run number `index`: the same content every time it is built."""
     return RunRecord(
         run_id=f"run-{index:05d}",
@@ -32,6 +37,7 @@ def record_for(index: int, samples: int = 2000) -> RunRecord:
             for tick in range(samples)
         ),
         measurements=(Measurement("failover_seconds", 4.0 + index % 5 * 0.1, "seconds"),),
+        journal={"blob": str(index % 10) * blob_bytes} if blob_bytes else {},
     )
 
 
@@ -57,7 +63,7 @@ def _write(url: str, first: int) -> None:
 
     with open_store(url) as store:
         for index in range(first, first + 100_000):
-            record = record_for(index)
+            record = record_for(index, blob_bytes=BLOB_BYTES)
             store.save(record, grade_for(record))
             print(record.run_id, flush=True)
 

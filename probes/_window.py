@@ -1,0 +1,121 @@
+"""A probe's observation window as a small RunRecord, so probes measure with harness.measures.
+
+Probes see raw samples and events (monotonic timestamps) and the faults the ledger holds;
+the formulas (failover window, RTO, RPO, error ratio) live in `harness.measures` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from harness import ledger, measures
+from harness.model import Event, FaultRecord, Measurement, RunRecord, Sample
+
+__all__: list[str] = []  # private to the probes package
+
+
+def faults_in_window(
+    configuration: Mapping[str, Any] | None, started: float, ended: float
+) -> list[FaultRecord]:
+    """Ledger faults that were open at some point in [started, ended], timed from `started` (seconds).
+
+    With a run_id in the configuration, only that run's faults count.
+    """
+    run_id = (configuration or {}).get("run_id")
+    applied: dict[str, dict[str, Any]] = {}
+    for entry in ledger.read_entries(ledger.state_dir(configuration)):
+        event = entry.get("event")
+        if event == "applied" and (not run_id or entry.get("run_id") in (run_id, "")):
+            applied[entry["fault_id"]] = {"entry": entry}
+        elif event in ("effect", "undone") and entry.get("fault_id") in applied:
+            applied[entry["fault_id"]][event] = entry
+    faults = []
+    for fault in applied.values():
+        entry, undone, effect = fault["entry"], fault.get("undone"), fault.get("effect")
+        if entry["monotonic"] > ended or (undone is not None and undone["monotonic"] < started):
+            continue
+        faults.append(
+            FaultRecord(
+                fault_id=entry["fault_id"],
+                action=entry["action"],
+                target=entry["target"],
+                applied_at_seconds=entry["monotonic"] - started,
+                undone_at_seconds=None if undone is None else undone["monotonic"] - started,
+                effect_proven=None if effect is None else bool(effect["proven"]),
+                effect_evidence="" if effect is None else effect.get("evidence", ""),
+            )
+        )
+    return sorted(faults, key=lambda f: f.applied_at_seconds)
+
+
+def to_sample(raw: Mapping[str, Any], started: float, probe: str | None = None) -> Sample:
+    """A raw sample (at_monotonic) on the window's clock; `probe` renames it for the measure formulas."""
+    return Sample(
+        probe=probe or raw["probe"],
+        at_seconds=raw["at_monotonic"] - started,
+        value=raw.get("value"),
+        ok=bool(raw.get("ok", True)),
+        region=raw.get("region", ""),
+        latency_seconds=raw.get("latency_seconds"),
+        error=raw.get("error", ""),
+    )
+
+
+def to_event(raw: Mapping[str, Any], started: float) -> Event:
+    return Event(
+        raw["at_monotonic"] - started, raw["kind"], raw.get("source", ""), dict(raw.get("detail", {}))
+    )
+
+
+def window_record(
+    title: str,
+    started: float,
+    ended: float,
+    samples: Iterable[Sample] = (),
+    events: Iterable[Event] = (),
+    faults: Sequence[FaultRecord] = (),
+) -> RunRecord:
+    return RunRecord(
+        run_id="",
+        scenario="",
+        experiment_title=title,
+        experiment_path="",
+        harness_version="",
+        started_at="",
+        duration_seconds=ended - started,
+        status="completed",
+        events=tuple(sorted(events, key=lambda e: e.at_seconds)),
+        samples=tuple(samples),
+        faults=tuple(faults),
+    )
+
+
+def as_dict(measurement: Measurement) -> dict[str, Any]:
+    """A measurement in the probe output convention (docs/internals.md)."""
+    return {
+        "name": measurement.name,
+        "value": measurement.value,
+        "unit": measurement.unit,
+        "source": measurement.source,
+        "evidence": measurement.evidence,
+        "lower_bound": measurement.lower_bound,
+    }
+
+
+def derived(record: RunRecord, names: Iterable[str]) -> list[dict[str, Any]]:
+    """The named harness.measures measurements the record supports, as probe output dicts."""
+    found = (measures.DERIVED[name](record) for name in names)
+    return [as_dict(m) for m in found if m is not None]
+
+
+def missing(name: str, unit: str, source: str, evidence: str) -> dict[str, Any]:
+    """A measurement that could not be taken: grading treats its None value as unknown, never pass."""
+    return {
+        "name": name,
+        "value": None,
+        "unit": unit,
+        "source": source,
+        "evidence": evidence,
+        "lower_bound": False,
+    }
