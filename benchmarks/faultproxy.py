@@ -19,7 +19,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import requests
@@ -233,7 +232,6 @@ def main() -> int:
         echo_proxy = proxy.create("echo", echo_port)
         sink_proxy = proxy.create("sink", sink_port)
         rows: list[str] = []
-        measure: list[tuple[str, Callable[[], None]]] = []
 
         def add(line: str) -> None:
             rows.append(line)
@@ -340,7 +338,6 @@ def main() -> int:
                 None,
             )
         )
-        del measure
     finally:
         proxy.process.terminate()
         proxy.process.wait(10)

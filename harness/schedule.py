@@ -340,7 +340,11 @@ def _cronjob(
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": {"name": cronjob_name(scenario.name, cadence), "namespace": namespace, "labels": dict(labels)},
+        "metadata": {
+            "name": cronjob_name(scenario.name, cadence),
+            "namespace": namespace,
+            "labels": dict(labels),
+        },
         "spec": {
             "schedule": cadence.cron,
             "timeZone": "Etc/UTC",

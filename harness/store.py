@@ -14,6 +14,7 @@ or ``postgresql://user@host:port/db``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import tempfile
@@ -112,7 +113,6 @@ def _sqlite_time(moment: datetime) -> str:
 class _Dialect:
     """What differs between SQLite and PostgreSQL: column types, placeholders, value codecs."""
 
-    name: str
     time_type: str
     json_type: str
     placeholder: str
@@ -144,7 +144,6 @@ class _Dialect:
 
 
 _SQLITE = _Dialect(
-    name="sqlite",
     time_type="TEXT",
     json_type="TEXT",
     placeholder="?",
@@ -154,7 +153,6 @@ _SQLITE = _Dialect(
     decode_json=json.loads,
 )
 _POSTGRES = _Dialect(
-    name="postgresql",
     time_type="TIMESTAMPTZ",
     json_type="JSONB",
     placeholder="%s",
@@ -175,6 +173,24 @@ ON CONFLICT (run_id) DO UPDATE SET
 
 
 # ---------------------------------------------------------------- the store
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _json(data: Any) -> str:
+    """Strict JSON (PostgreSQL refuses NaN and Infinity): a non-finite number is stored as null."""
+    try:
+        return json.dumps(data, allow_nan=False, default=str)
+    except ValueError:
+        return json.dumps(_finite(data), allow_nan=False, default=str)
 
 
 def _light_copy(record: RunRecord, record_data: dict[str, Any]) -> dict[str, Any]:
@@ -251,9 +267,9 @@ class Store:
             self._dialect.encode_time(started),
             str(grade.verdict),
             grade.score,
-            json.dumps(summary, default=str),
-            json.dumps(record_data, default=str),
-            json.dumps(grade.to_dict(), default=str),
+            _json(summary),
+            _json(record_data),
+            _json(grade.to_dict()),
         )
         with self._transaction() as db:
             db.execute(self._dialect.sql(_UPSERT), values)

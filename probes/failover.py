@@ -8,16 +8,21 @@ Its figure uses the same formula the scorer derives from the run record (harness
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import redis
 from chaoslib.exceptions import ActivityFailed
 
 from harness import ledger, measures
+from harness.canary import Canary, targets_from_endpoints
+from harness.errors import ConfigError
 from harness.model import FaultRecord, Measurement, RunRecord, Sample
+from harness.watchers import SentinelWatcher
+from probes._window import derived, faults_in_window, to_event, to_sample, window_record
 from probes.canary import read_canary_log
 
-__all__ = ["failover_time"]
+__all__ = ["current_primary", "failover_time", "failover_timeline"]
 
 _POLL_SECONDS = 0.05
 _QUIET_SECONDS = 3.0  # no failure this long after the fault: the fault caused no outage
@@ -79,3 +84,165 @@ def failover_time(
         "failover_seconds": measurement.value if measurement else None,
         "evidence": measurement.evidence if measurement else "no canary samples",
     }
+
+
+# ---------------------------------------------------------------- who is primary, and the whole story
+
+
+def current_primary(service: str = "redis", configuration: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Which server is the primary now: `{"address": "127.0.0.1:P", "region": ...}`.
+
+    Redis: as the Sentinels name it. PostgreSQL: the region whose server is not in recovery.
+    Raises ActivityFailed when no primary can be found.
+    """
+    configuration = configuration or {}
+    found = _primary(service, configuration)
+    if found is None:
+        raise ActivityFailed(f"no {service} primary found (Sentinels or servers unreachable)")
+    return {"address": found[0], "region": found[1]}
+
+
+def failover_timeline(
+    duration_seconds: float,
+    kinds: Sequence[str] = ("redis",),
+    rate_hz: float = 20.0,
+    role_poll_seconds: float = 0.1,
+    configuration: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Watch a failover for `duration_seconds` (run with `background: true`, before the fault).
+
+    Runs its own canary (`kinds`, `rate_hz`), listens to every Sentinel and polls who the
+    primary is every `role_poll_seconds`. Returns `measurements` (failover_seconds,
+    detection_seconds, promotion_seconds, error_ratio) timed against the ledger's faults,
+    plus `primary_before`, `primary_after`, `events` and the canary `samples`.
+    """
+    configuration = configuration or {}
+    if not 0 < duration_seconds <= 3600:
+        raise ConfigError(
+            "arguments", "duration_seconds", f"expected 0 < seconds ≤ 3600, got {duration_seconds!r}"
+        )
+    services = [k for k in kinds if k in ("redis", "postgres")]
+    canaries = [
+        Canary(t, rate_hz, max_duration_seconds=duration_seconds)
+        for t in targets_from_endpoints(configuration, kinds)
+    ]
+    watcher = SentinelWatcher(configuration.get("redis_sentinels", []), max_duration_seconds=duration_seconds)
+    before = {service: _primary(service, configuration) for service in services}
+    roles: list[dict[str, Any]] = []
+    started = time.monotonic()
+    watcher.start()
+    for canary in canaries:
+        canary.start()
+    try:
+        roles = _watch_roles(services, before, configuration, started + duration_seconds, role_poll_seconds)
+    finally:
+        samples = [s for canary in canaries for s in canary.stop()]
+        sentinel_events = watcher.stop()
+    ended = time.monotonic()
+    events = sentinel_events + roles
+    record = window_record(
+        "failover",
+        started,
+        ended,
+        samples=(to_sample(s, started) for s in samples),
+        events=(to_event(e, started) for e in events),
+        faults=faults_in_window(configuration, started, ended),
+    )
+    after = {service: _primary(service, configuration) for service in services}
+    return {
+        "measurements": derived(
+            record, ("failover_seconds", "detection_seconds", "promotion_seconds", "error_ratio")
+        ),
+        "primary_before": {s: _described(p) for s, p in before.items()},
+        "primary_after": {s: _described(p) for s, p in after.items()},
+        "events": sorted(events, key=lambda e: e["at_monotonic"]),
+        "samples": samples,
+    }
+
+
+def _described(primary: tuple[str, str] | None) -> dict[str, str] | None:
+    return None if primary is None else {"address": primary[0], "region": primary[1]}
+
+
+def _watch_roles(
+    services: Sequence[str],
+    before: Mapping[str, tuple[str, str] | None],
+    configuration: Mapping[str, Any],
+    deadline: float,
+    poll_seconds: float,
+) -> list[dict[str, Any]]:
+    """Poll the primaries until `deadline`; one event each time a different server is primary."""
+    current = dict(before)
+    events = []
+    while time.monotonic() < deadline:
+        for service in services:
+            now = _primary(service, configuration)
+            if now is not None and now != current[service]:
+                events.append(
+                    {
+                        "kind": f"{service}.promoted",
+                        "source": "role poll",
+                        "at_monotonic": time.monotonic(),
+                        "detail": {
+                            "new_primary": now[0],
+                            "region": now[1],
+                            "old_primary": current[service][0] if current[service] else "",
+                        },
+                    }
+                )
+                current[service] = now
+        time.sleep(max(0.0, min(poll_seconds, deadline - time.monotonic())))
+    return events
+
+
+def _primary(service: str, configuration: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(address, region) of the primary now, or None when nobody can tell."""
+    if service == "redis":
+        return _redis_primary(configuration)
+    if service == "postgres":
+        return _postgres_primary(configuration)
+    raise ConfigError("arguments", "service", f"expected redis or postgres, got {service!r}")
+
+
+def _region_of(configuration: Mapping[str, Any], key: str, address: str) -> str:
+    for region, info in configuration.get("regions", {}).items():
+        url = info.get(key, "")
+        if url and address in url:
+            return region
+    return ""
+
+
+def _redis_primary(configuration: Mapping[str, Any]) -> tuple[str, str] | None:
+    master = configuration.get("redis_master_name", "")
+    for address in configuration.get("redis_sentinels", []):
+        host, _, port = address.rpartition(":")
+        try:
+            with redis.Redis(
+                host=host, port=int(port), socket_timeout=0.5, socket_connect_timeout=0.5
+            ) as sentinel:
+                found = sentinel.sentinel_get_master_addr_by_name(master)
+        except (redis.RedisError, OSError):
+            continue
+        if found:
+            host = found[0].decode() if isinstance(found[0], bytes) else found[0]
+            primary = f"{host}:{found[1]}"
+            return primary, _region_of(configuration, "redis_url", primary)
+    return None
+
+
+def _postgres_primary(configuration: Mapping[str, Any]) -> tuple[str, str] | None:
+    import psycopg
+
+    for region, info in configuration.get("regions", {}).items():
+        dsn = info.get("postgres_dsn")
+        if not dsn:
+            continue
+        try:
+            with psycopg.connect(dsn, connect_timeout=1) as connection:
+                (in_recovery,) = connection.execute("SELECT pg_is_in_recovery()").fetchone()
+        except psycopg.Error:
+            continue
+        if not in_recovery:
+            params = psycopg.conninfo.conninfo_to_dict(dsn)
+            return f"{params.get('host', '')}:{params.get('port', '')}", region
+    return None

@@ -13,7 +13,7 @@ import typer
 from harness import loading
 from harness.model import Grade, RunRecord
 from harness.report.regressions import Regression, find_regressions
-from harness.store import open_store
+from harness.store import open_store, parse_started_at
 from harness.units import format_quantity, unit_of_measure
 
 __all__ = ["KEY_MEASURES", "register"]
@@ -62,7 +62,7 @@ def _regression_text(regression: Regression) -> str:
 
 def _row(record: RunRecord, grade: Grade) -> list[str]:
     values = [format_quantity(measured(record, grade, m), unit_of_measure(m) or "") for m in KEY_MEASURES]
-    started = record.started_at.replace("T", " ")[:16]
+    started = f"{parse_started_at(record.started_at):%Y-%m-%d %H:%M}"
     return [
         started,
         record.scenario,

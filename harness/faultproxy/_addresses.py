@@ -8,8 +8,6 @@ import socket
 
 from ._errors import invalid_value
 
-_WILDCARDS = {"", "0.0.0.0", "::"}
-
 
 def split_host_port(text: str, field: str, *, allow_port_zero: bool) -> tuple[str, int]:
     """Split `host:port` (IPv6 hosts in brackets); raise a 400 naming `field` when malformed."""
@@ -76,7 +74,3 @@ async def resolve_upstream(host: str, port: int) -> list[tuple[socket.AddressFam
         return [(socket.AF_INET, ("127.0.0.1", port)), (socket.AF_INET6, ("::1", port))]
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [(info[0], info[4]) for info in infos]
-
-
-def is_wildcard(host: str) -> bool:
-    return host in _WILDCARDS

@@ -33,7 +33,7 @@ READ_BYTES = 65536  # one chunk in the toxic pipeline (Toxiproxy reads 32 KiB)
 PAUSE_ABOVE_BYTES = 4 << 20  # stop reading while this much is held in the chain
 RESUME_BELOW_BYTES = 1 << 20
 PIPE_BYTES = 1 << 20  # pipe size once a link shows bulk traffic
-SPLICES_PER_WAKEUP = 8
+SPLICES_PER_WAKEUP = 16  # bounds how long one bulk link holds the loop (~16 MiB)
 _SPLICE_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 _LINGER_RESET = struct.pack("ii", 1, 0)
 
@@ -63,7 +63,7 @@ class Link:
     # -- watching the sockets ---------------------------------------------------------------------
 
     def _watch_src(self, callback: Callable[[], None] | None) -> None:
-        if callback is self._src_watch:
+        if callback == self._src_watch:
             return
         if callback is None:
             self.loop.remove_reader(self.src_fd)
@@ -72,7 +72,7 @@ class Link:
         self._src_watch = callback
 
     def _watch_dst(self, callback: Callable[[], None] | None) -> None:
-        if callback is self._dst_watch:
+        if callback == self._dst_watch:
             return
         if callback is None:
             self.loop.remove_writer(self.dst_fd)

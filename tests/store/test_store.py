@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import re
@@ -18,7 +19,7 @@ import pytest
 from store_processes import BLOB_BYTES, START, grade_for, record_for
 
 from harness.errors import ConfigError
-from harness.model import Event, Grade, Sample, Verdict
+from harness.model import Event, Grade, Measurement, Sample, Verdict
 from harness.store import open_store, redact_url, resolve_store_url, write_json_atomic, write_text_atomic
 
 PROCESSES = Path(__file__).with_name("store_processes.py")
@@ -78,6 +79,25 @@ def test_light_copies_carry_derived_measurements(store_url: str) -> None:
     derived = {m.name for m in light.measurements} - {m.name for m in record.measurements}
     assert "rto_seconds" in derived
     assert grade == grade_for(record)
+
+
+def test_non_finite_numbers_are_stored_as_null(store_url: str) -> None:
+    record = replace(
+        record_for(1, samples=1),
+        measurements=(
+            Measurement("failover_seconds", math.nan, "seconds"),
+            Measurement("rto_seconds", 9.0, "seconds"),
+        ),
+        duration_seconds=math.inf,
+    )
+    with open_store(store_url) as store:
+        store.save(
+            record, grade_for(replace(record, measurements=(Measurement("failover_seconds", 1.0, "s"),)))
+        )
+        ((stored, _),) = store.runs()
+    assert stored.measurement("failover_seconds").value is None
+    assert stored.measurement("rto_seconds").value == 9.0
+    assert stored.duration_seconds is None or not math.isfinite(stored.duration_seconds)
 
 
 def test_last_run_times(store_url: str) -> None:
@@ -173,21 +193,21 @@ def _kill_while_writing(url: str, first: int, acknowledged_runs: int) -> list[st
 
 
 def test_kill_9_mid_stream_loses_no_run_and_leaves_no_partial_one(store_url: str) -> None:
-    acknowledged: list[str] = []
-    first = 0
+    before: set[str] = set()
     for round_runs in (6, 3, 5, 4):  # four kills, each at a random point of a save
-        acknowledged += _kill_while_writing(store_url, first, round_runs)
+        acknowledged = _kill_while_writing(store_url, len(before), round_runs)
         with open_store(store_url) as store:
-            stored = sorted(store.runs(), key=lambda run: run[0].run_id)
-        ids = [record.run_id for record, _ in stored]
-        # Every acknowledged run is there; at most the one in flight was committed unacknowledged.
-        assert set(acknowledged) <= set(ids)
-        assert len(ids) - len(acknowledged) in (0, 1)
+            stored = store.runs()
+        ids = {record.run_id for record, _ in stored}
+        assert before <= ids  # no earlier run lost
+        # Every run the writer acknowledged is there; at most the one in flight was committed too.
+        assert set(acknowledged) <= ids - before
+        assert len(ids - before) - len(acknowledged) in (0, 1)
         for record, grade in stored:  # and every stored run is whole
             index = int(record.run_id.removeprefix("run-"))
             assert record == record_for(index, blob_bytes=BLOB_BYTES)
             assert grade == grade_for(record)
-        first = len(ids)
+        before = ids
     if store_url.startswith("sqlite:///"):
         with sqlite3.connect(store_url.removeprefix("sqlite:///")) as db:
             assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
