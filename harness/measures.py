@@ -7,7 +7,7 @@ Each returns a Measurement, or None when the record lacks the evidence.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from harness.model import Event, FaultRecord, Measurement, RunRecord, Sample
 
@@ -263,3 +263,10 @@ def measure(record: RunRecord, name: str) -> Measurement | None:
     current formula), else the reading a probe reported."""
     derived = DERIVED[name](record) if name in DERIVED else None
     return derived or record.measurement(name)
+
+
+def with_derived(record: RunRecord) -> RunRecord:
+    """The record with every derivable measurement added to its measurements (last wins on lookup),
+    so summaries and histories that drop the raw samples keep the figures."""
+    derived = tuple(m for derive in DERIVED.values() if (m := derive(record)) is not None)
+    return replace(record, measurements=record.measurements + derived)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import canary as canary_module
-from harness import ledger, loading
+from harness import ledger, loading, measures
 from harness.errors import FaultsOpen, HarnessError
 from harness.model import Event, FaultRecord, Measurement, RunRecord, Sample, Scenario
 from harness.units import parse_frequency
@@ -396,7 +396,7 @@ def _run_against(
         extra_events=extra_events,
         endpoints=endpoints,
     )
-    return RunRecord.from_dict(_redact(record.to_dict(), notes.secrets))
+    return RunRecord.from_dict(_redact(measures.with_derived(record).to_dict(), notes.secrets))
 
 
 def _await_baseline(canaries: list[canary_module.Canary], progress: Progress) -> None:

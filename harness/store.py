@@ -117,9 +117,9 @@ class _Dialect:
     json_type: str
     placeholder: str
     json_param: str  # how a JSON text parameter is written in SQL
+    json_text: str  # how a JSON column is read back as text
     encode_time: Callable[[datetime], Any]
     decode_time: Callable[[Any], datetime]
-    decode_json: Callable[[Any], Any]
 
     def sql(self, text: str) -> str:
         return text.replace("?", self.placeholder).replace("{json}", self.json_param)
@@ -148,18 +148,18 @@ _SQLITE = _Dialect(
     json_type="TEXT",
     placeholder="?",
     json_param="?",
+    json_text="{}",
     encode_time=_sqlite_time,
     decode_time=parse_started_at,
-    decode_json=json.loads,
 )
 _POSTGRES = _Dialect(
     time_type="TIMESTAMPTZ",
     json_type="JSONB",
     placeholder="%s",
     json_param="%s::jsonb",
+    json_text="{}::text",
     encode_time=lambda moment: moment,
     decode_time=lambda value: value.astimezone(UTC),
-    decode_json=lambda value: value,  # psycopg already decodes jsonb
 )
 
 _UPSERT = """
@@ -175,22 +175,40 @@ ON CONFLICT (run_id) DO UPDATE SET
 # ---------------------------------------------------------------- the store
 
 
-def _finite(value: Any) -> Any:
+_NON_FINITE = "$non_finite"
+
+
+def _tag_non_finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
-        return None
+        return {_NON_FINITE: repr(value)}  # 'nan', 'inf' or '-inf'
     if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
+        return {key: _tag_non_finite(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
+        return [_tag_non_finite(item) for item in value]
     return value
 
 
-def _json(data: Any) -> str:
-    """Strict JSON (PostgreSQL refuses NaN and Infinity): a non-finite number is stored as null."""
+def _untag_non_finite(value: Any) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1 and _NON_FINITE in value:
+            return float(value[_NON_FINITE])
+        return {key: _untag_non_finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_untag_non_finite(item) for item in value]
+    return value
+
+
+def _dump(data: Any) -> str:
+    """Strict JSON, as PostgreSQL wants it: NaN and infinities travel as tagged objects."""
     try:
         return json.dumps(data, allow_nan=False, default=str)
     except ValueError:
-        return json.dumps(_finite(data), allow_nan=False, default=str)
+        return json.dumps(_tag_non_finite(data), allow_nan=False, default=str)
+
+
+def _load(text: str) -> Any:
+    data = json.loads(text)
+    return _untag_non_finite(data) if _NON_FINITE in text else data
 
 
 def _light_copy(record: RunRecord, record_data: dict[str, Any]) -> dict[str, Any]:
@@ -267,9 +285,9 @@ class Store:
             self._dialect.encode_time(started),
             str(grade.verdict),
             grade.score,
-            _json(summary),
-            _json(record_data),
-            _json(grade.to_dict()),
+            _dump(summary),
+            _dump(record_data),
+            _dump(grade.to_dict()),
         )
         with self._transaction() as db:
             db.execute(self._dialect.sql(_UPSERT), values)
@@ -296,13 +314,11 @@ class Store:
         if limit is not None:
             bound = "LIMIT ?"
             params.append(int(limit))
-        column = "record" if full else "summary"
-        query = f"SELECT {column}, grade FROM runs {where} ORDER BY started_at DESC, run_id DESC {bound}"
+        as_text = self._dialect.json_text.format
+        columns = f"{as_text('record' if full else 'summary')}, {as_text('grade')}"
+        query = f"SELECT {columns} FROM runs {where} ORDER BY started_at DESC, run_id DESC {bound}"
         rows = self._connection.execute(self._dialect.sql(query), params).fetchall()
-        decode = self._dialect.decode_json
-        return [
-            (RunRecord.from_dict(decode(record)), Grade.from_dict(decode(grade))) for record, grade in rows
-        ]
+        return [(RunRecord.from_dict(_load(record)), Grade.from_dict(_load(grade))) for record, grade in rows]
 
     def last_runs(self, scenario: str) -> dict[str, datetime]:
         """When the newest stored run of each experiment of the scenario started (UTC), by path."""

@@ -169,15 +169,15 @@ def _one_marker(cluster: _Cluster, timeout_seconds: float) -> list[dict[str, Any
 
         def wait(replica: str) -> None:
             _, present = cluster.readers[replica]
-            try:
-                while time.monotonic() < deadline:
+            while time.monotonic() < deadline:
+                try:
                     if present(marker):
                         seen[replica] = time.monotonic()
                         return
-                    time.sleep(_POLL_SECONDS)
-            except Exception:  # an unreachable replica is a failed reading
-                pass
-            seen.setdefault(replica, None)
+                except Exception:  # unreachable, or the marker table not replicated yet: keep polling
+                    time.sleep(0.05)
+                time.sleep(_POLL_SECONDS)
+            seen[replica] = None
 
         with ThreadPoolExecutor(max_workers=len(cluster.readers)) as pool:
             list(pool.map(wait, cluster.readers))

@@ -25,8 +25,10 @@ from probes._window import missing
 __all__ = ["burn_rates", "saturation_ratio", "slo_error_ratio", "slo_p99_latency_seconds"]
 
 QUERY_TIMEOUT_SECONDS = 5
+# No 5xx series yet means no errors; no request series at all means no data (unknown).
 ERROR_RATIO_QUERY = (
-    'sum(increase(harness_api_requests_total{{code=~"5.."}}[{window}])) / sum(increase(harness_api_requests_total[{window}]))'
+    '(sum(increase(harness_api_requests_total{{code=~"5.."}}[{window}])) or vector(0))'
+    " / sum(increase(harness_api_requests_total[{window}]))"
 )
 P99_LATENCY_QUERY = "histogram_quantile(0.99, sum by (le) (rate(harness_api_request_duration_seconds_bucket[{window}])))"
 SATURATION_QUERY = "max(rate(process_cpu_seconds_total[{window}]))"

@@ -366,10 +366,17 @@ def start_component(directory: Path, name: str, timeout_seconds: float = 15.0) -
     return restarted
 
 
+def _wait_paused(component: Component, paused: bool, timeout_seconds: float = 2.0) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while is_alive(component) and is_paused(component) != paused and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def pause_component(directory: Path, name: str) -> Component:
     """SIGSTOP a component's process group: it keeps its sockets but answers nothing."""
     component = _component(directory, name)
     signal_group(component, signals.SIGSTOP)
+    _wait_paused(component, True)
     return component
 
 
@@ -377,4 +384,5 @@ def resume_component(directory: Path, name: str) -> Component:
     """SIGCONT a component paused by pause_component. Safe to call twice."""
     component = _component(directory, name)
     signal_group(component, signals.SIGCONT)
+    _wait_paused(component, False)
     return component

@@ -60,7 +60,8 @@ def start_etcd(directory: Path, plan: Plan) -> Component:
 def _config(plan: Plan, region: str, data: Path, template: Path) -> dict:
     pg_port = plan.ports[f"postgres-{region}"]
     rest_port = plan.ports[f"patroni-{region}"]
-    copy = f'd="${{2#--datadir=}}"; mkdir -p "$d" && cp -a {shlex.quote(str(template))}/. "$d"/ && chmod 700 "$d"'
+    source = shlex.quote(str(template))
+    copy = f'd="${{2#--datadir=}}"; mkdir -p "$d" && cp -a {source}/. "$d"/ && chmod 700 "$d"'
     parameters = dict(
         setting.split("=", 1) for setting in postgres.SETTINGS if not setting.startswith("port=")
     )
