@@ -22,9 +22,13 @@ __all__ = ["chaos_experiment", "harness_scenario", "redis_sandbox", "sandbox", "
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "resilience harness")
-    group.addoption("--harness-scenario", default=None, help="Target profile (name in scenarios/ or a path).")
     group.addoption(
-        "--harness-endpoints", default=None, help="endpoints.json of a running target (no sandbox is started)."
+        "--harness-scenario", default=None, help="Target profile: a name in scenarios/ or a path."
+    )
+    group.addoption(
+        "--harness-endpoints",
+        default=None,
+        help="endpoints.json of a running target (no sandbox is started).",
     )
 
 

@@ -36,7 +36,9 @@ from harness.watchers import SentinelWatcher
 
 Progress = Callable[[str], None]
 GUARD_INTERVAL_SECONDS = 0.25
-GUARD_MIN_SAMPLES = 20
+# A frozen target answers nothing: its canary then records one failure per request timeout
+# (about 2 a second), so the floor that keeps a handful of samples from aborting stays low.
+GUARD_MIN_SAMPLES = 5
 SETTLE_SECONDS = 0.5  # canaries keep sampling this long after the rollbacks
 BASELINE_SAMPLES = 10  # successful canary requests before the experiment starts
 BASELINE_TIMEOUT_SECONDS = 5.0
@@ -273,13 +275,13 @@ def _fault_records(state_dir: Path, run_id: str, start_monotonic: float) -> list
     return sorted(records, key=lambda f: f.applied_at_seconds)
 
 
-def _undo_leftovers(state_dir: Path, run_id: str) -> list[Event]:
+def _undo_leftovers(state_dir: Path, run_id: str, started_monotonic: float) -> list[Event]:
     """Undo faults of this run that its rollbacks left open; each becomes an event."""
     events = []
     for result in ledger.recover(state_dir, run_id=run_id):
         events.append(
             Event(
-                0.0,
+                time.monotonic() - started_monotonic,
                 "fault.undone-by-harness" if result.is_undone else "fault.undo-failed",
                 "runner",
                 {"action": result.fault.action, "target": result.fault.target, "error": result.error},
@@ -361,7 +363,7 @@ def _run_against(
         journal = chaoslib_run(merged, event_handlers=[notes])
     finally:
         guard.stop()
-        extra_events.extend(_undo_leftovers(context.state_dir, run_id))
+        extra_events.extend(_undo_leftovers(context.state_dir, run_id, started_monotonic))
         time.sleep(SETTLE_SECONDS)
         raw_samples = [s for c in canaries for s in c.stop()]
         raw_events = watcher.stop()

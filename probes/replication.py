@@ -23,10 +23,11 @@ __all__ = ["replication_lag", "replication_lag_prometheus", "replication_lag_sec
 
 _POLL_SECONDS = 0.001
 _MARKER_TTL_SECONDS = 300
-# Exporter series of the lag each replica reports, in seconds.
+# Exporter series of replication lag: Redis replicas report seconds since their last ack to
+# the primary; postgres_exporter reports how many WAL bytes each standby is behind.
 PROMETHEUS_LAG_QUERIES = {
-    "redis": "max(redis_connected_slave_lag_seconds)",
-    "postgres": "max(pg_replication_lag_seconds)",
+    "redis": ("max(redis_connected_slave_lag_seconds)", "seconds"),
+    "postgres": ("max(pg_stat_replication_pg_wal_lsn_diff)", "bytes"),
 }
 
 
@@ -63,9 +64,13 @@ def replication_lag(
     replication_lag_p99_seconds and replication_lag_max_seconds.
     """
     if not 0 < duration_seconds <= 3600:
-        raise ConfigError("arguments", "duration_seconds", f"expected 0 < seconds ≤ 3600, got {duration_seconds!r}")
+        raise ConfigError(
+            "arguments", "duration_seconds", f"expected 0 < seconds ≤ 3600, got {duration_seconds!r}"
+        )
     if not 0 < interval_seconds <= duration_seconds:
-        raise ConfigError("arguments", "interval_seconds", f"expected 0 < seconds ≤ duration, got {interval_seconds!r}")
+        raise ConfigError(
+            "arguments", "interval_seconds", f"expected 0 < seconds ≤ duration, got {interval_seconds!r}"
+        )
     configuration = configuration or {}
     samples: list[dict[str, Any]] = []
     deadline = time.monotonic() + duration_seconds
@@ -73,7 +78,9 @@ def replication_lag(
     while next_marker < deadline:
         try:
             cluster = _cluster(service, configuration)  # again each time: the primary may have moved
-            samples.extend(_one_marker(cluster, min(timeout_seconds, max(0.001, deadline - time.monotonic()))))
+            samples.extend(
+                _one_marker(cluster, min(timeout_seconds, max(0.001, deadline - time.monotonic())))
+            )
         except ConfigError:
             raise
         except Exception as exc:  # primary unreachable: a failed reading, not a crash
@@ -104,31 +111,34 @@ def replication_lag_prometheus(
     window_seconds: float = 300.0,
     service: str = "redis",
     query: str | None = None,
+    unit: str = "seconds",
     step_seconds: float = 1.0,
     configuration: Mapping[str, Any] | None = None,
 ) -> dict:
     """Replication lag from the exporter series over the last `window_seconds`, from Prometheus.
 
-    `query` defaults to the exporter's lag series for `service`. Returns `samples` (probe
-    `replication_lag_prometheus`, seconds) and the measurement replication_lag_prometheus_max_seconds;
+    Without `query`: Redis lag in seconds (`redis_connected_slave_lag_seconds`, 1 s resolution)
+    or PostgreSQL lag in bytes of WAL (`pg_stat_replication_pg_wal_lsn_diff`). Returns `samples`
+    (probe `replication_lag_prometheus`) and the measurement `replication_lag_prometheus_max_<unit>`;
     its value is None (unknown, never a pass) when Prometheus is unreachable or has no data.
     """
     from probes.slo import range_values
 
-    if service not in PROMETHEUS_LAG_QUERIES and query is None:
-        raise ConfigError("arguments", "service", f"expected redis or postgres, got {service!r}")
-    promql = query or PROMETHEUS_LAG_QUERIES[service]
-    name = "replication_lag_prometheus_max_seconds"
+    if query is None:
+        if service not in PROMETHEUS_LAG_QUERIES:
+            raise ConfigError("arguments", "service", f"expected redis or postgres, got {service!r}")
+        query, unit = PROMETHEUS_LAG_QUERIES[service]
+    name = f"replication_lag_prometheus_max_{unit}"
     try:
-        points = range_values(configuration or {}, promql, window_seconds, step_seconds)
+        points = range_values(configuration or {}, query, window_seconds, step_seconds)
     except ConnectionError as exc:
-        return {"samples": [], "measurements": [missing(name, "seconds", "prometheus", str(exc))]}
-    samples = [_sample("", "", value, at, "", probe="replication_lag_prometheus") for at, value in points]
+        return {"samples": [], "measurements": [missing(name, unit, "prometheus", str(exc))]}
     if not points:
-        return {"samples": [], "measurements": [missing(name, "seconds", "prometheus", f"no data for {promql}")]}
+        return {"samples": [], "measurements": [missing(name, unit, "prometheus", f"no data for {query}")]}
+    samples = [_sample("", "", value, at, "", probe="replication_lag_prometheus") for at, value in points]
     worst = max(value for _, value in points)
-    evidence = f"{promql}: max over {len(points)} points in {window_seconds:g} s"
-    measurement = {"name": name, "value": worst, "unit": "seconds", "source": "prometheus", "evidence": evidence,
+    evidence = f"{query}: max over {len(points)} points in {window_seconds:g} s"
+    measurement = {"name": name, "value": worst, "unit": unit, "source": "prometheus", "evidence": evidence,
                    "lower_bound": False}  # fmt: skip
     return {"samples": samples, "measurements": [measurement]}
 
@@ -218,7 +228,9 @@ def _worst(samples: list[dict[str, Any]]) -> float | None:
 def _lag_measurement(name: str, samples: list[dict[str, Any]], worst: float | None, timeout: float) -> dict:
     if worst is None:
         late = [s["replica"] or "primary" for s in samples if not s["ok"]]
-        return missing(name, "seconds", "marker", f"marker not seen within {timeout:g} s on {', '.join(late)}")
+        return missing(
+            name, "seconds", "marker", f"marker not seen within {timeout:g} s on {', '.join(late)}"
+        )
     parts = ", ".join(f"{s['region'] or s['replica']} {s['value'] * 1000:.1f} ms" for s in samples)
     return {"name": name, "value": worst, "unit": "seconds", "source": "marker", "evidence": parts,
             "lower_bound": False}  # fmt: skip
@@ -236,7 +248,9 @@ def _redis_cluster(configuration: Mapping[str, Any]) -> _Cluster:
     sentinels = configuration.get("redis_sentinels") or []
     master = configuration.get("redis_master_name", "")
     if not sentinels or not master:
-        raise ConfigError("configuration", "redis_sentinels", "expected Sentinel addresses and redis_master_name")
+        raise ConfigError(
+            "configuration", "redis_sentinels", "expected Sentinel addresses and redis_master_name"
+        )
     primary, replicas = None, []
     for address in sentinels:
         host, _, port = address.rpartition(":")
@@ -266,7 +280,10 @@ def _redis_cluster(configuration: Mapping[str, Any]) -> _Cluster:
             continue
         address = f"{replica['ip']}:{replica['port']}"
         reader = client(replica["ip"], int(replica["port"]))
-        readers[address] = (_region_of(configuration, "redis_url", address), lambda key, r=reader: r.exists(key) > 0)
+        readers[address] = (
+            _region_of(configuration, "redis_url", address),
+            lambda key, r=reader: r.exists(key) > 0,
+        )
 
     def close() -> None:
         for made in clients:
@@ -283,7 +300,9 @@ def _postgres_cluster(configuration: Mapping[str, Any]) -> _Cluster:
     for region, info in configuration.get("regions", {}).items():
         if info.get("postgres_dsn"):
             try:
-                connections[region] = psycopg.connect(info["postgres_dsn"], connect_timeout=2, autocommit=True)
+                connections[region] = psycopg.connect(
+                    info["postgres_dsn"], connect_timeout=2, autocommit=True
+                )
             except psycopg.Error:
                 continue
     if not connections:
@@ -293,21 +312,23 @@ def _postgres_cluster(configuration: Mapping[str, Any]) -> _Cluster:
         for connection in connections.values():
             connection.close()
 
-    primaries = [r for r, c in connections.items() if not c.execute("SELECT pg_is_in_recovery()").fetchone()[0]]
+    primaries = [
+        r for r, c in connections.items() if not c.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+    ]
     if not primaries:
         close()
         raise ConnectionError("no PostgreSQL server of the configured regions is a primary")
     primary = connections[primaries[0]]
-    primary.execute(
-        "CREATE TABLE IF NOT EXISTS harness_lag_marker (marker text PRIMARY KEY, at timestamptz DEFAULT now())"
-    )
+    primary.execute("CREATE TABLE IF NOT EXISTS harness_lag_marker (marker text PRIMARY KEY, at timestamptz)")
 
     def write(marker: str) -> None:
         primary.execute("INSERT INTO harness_lag_marker (marker) VALUES (%s)", (marker,))
 
     def reader(connection: Any) -> Callable[[str], bool]:
         def present(marker: str) -> bool:
-            row = connection.execute("SELECT 1 FROM harness_lag_marker WHERE marker = %s", (marker,)).fetchone()
+            row = connection.execute(
+                "SELECT 1 FROM harness_lag_marker WHERE marker = %s", (marker,)
+            ).fetchone()
             return row is not None
 
         return present

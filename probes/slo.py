@@ -30,7 +30,9 @@ ERROR_RATIO_QUERY = (
     '(sum(increase(harness_api_requests_total{{code=~"5.."}}[{window}])) or vector(0))'
     " / sum(increase(harness_api_requests_total[{window}]))"
 )
-P99_LATENCY_QUERY = "histogram_quantile(0.99, sum by (le) (rate(harness_api_request_duration_seconds_bucket[{window}])))"
+P99_LATENCY_QUERY = (
+    "histogram_quantile(0.99, sum by (le) (rate(harness_api_request_duration_seconds_bucket[{window}])))"
+)
 SATURATION_QUERY = "max(rate(process_cpu_seconds_total[{window}]))"
 
 
@@ -45,7 +47,9 @@ def slo_p99_latency_seconds(
     query: str | None = None, window_seconds: float = 300.0, configuration: Mapping[str, Any] | None = None
 ) -> dict:
     """99th percentile request latency (seconds) over the fault window, from a histogram."""
-    return _instant("slo_p99_latency_seconds", "seconds", query or P99_LATENCY_QUERY, window_seconds, configuration)
+    return _instant(
+        "slo_p99_latency_seconds", "seconds", query or P99_LATENCY_QUERY, window_seconds, configuration
+    )
 
 
 def saturation_ratio(
@@ -71,7 +75,7 @@ def burn_rates(
     query: str | None = None,
     configuration: Mapping[str, Any] | None = None,
 ) -> dict:
-    """Error-budget burn rate per window (error ratio ÷ (1 − `slo_ratio`)); 1 spends the budget exactly.
+    """Error-budget burn rate per window (error ratio ÷ (1 - `slo_ratio`)); 1 spends the budget exactly.
 
     Windows are durations ending now (`5m`, `1h`, `6h`). Measurements are named
     `burn_rate_<seconds>s_ratio`; `burning` says whether every window burns above 1
@@ -148,7 +152,9 @@ def _client(configuration: Mapping[str, Any]) -> Any:
 
     url = configuration.get("prometheus_url")
     if not url:
-        raise ConfigError("configuration", "prometheus_url", "expected the Prometheus base URL (sandbox endpoints.json)")
+        raise ConfigError(
+            "configuration", "prometheus_url", "expected the Prometheus base URL (sandbox endpoints.json)"
+        )
     return PrometheusConnect(url=url, timeout=QUERY_TIMEOUT_SECONDS, retry=Retry(total=1, backoff_factor=0.1))
 
 
@@ -194,7 +200,9 @@ def _instant(
 ) -> dict:
     configuration = configuration or {}
     if not 0 < window_seconds <= 86400 * 31:
-        raise ConfigError("arguments", "window_seconds", f"expected 0 < seconds ≤ 31 days, got {window_seconds!r}")
+        raise ConfigError(
+            "arguments", "window_seconds", f"expected 0 < seconds ≤ 31 days, got {window_seconds!r}"
+        )
     start, end, how = fault_window(configuration, window_seconds)
     promql = template.format(window=_promql_duration(end - start))
     base = {"query": promql, "window_start_wall": start, "window_end_wall": end}

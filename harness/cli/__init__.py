@@ -38,9 +38,12 @@ def main() -> None:
     except KeyboardInterrupt:
         _common.fail("interrupted")
         code = _common.EXIT_INTERRUPTED
-    except _common.click_exceptions() as exc:
+    except _common.usage_errors() as exc:
         exc.show()
         code = exc.exit_code
     except typer.Exit as exc:
         code = exc.exit_code
+    except typer.Abort:
+        _common.fail("aborted")
+        code = _common.EXIT_INTERRUPTED
     sys.exit(code if isinstance(code, int) else 0)

@@ -19,8 +19,11 @@ def fail(message: str) -> None:
     print(f"harness: {message}", file=sys.stderr)
 
 
-def click_exceptions() -> tuple[type[BaseException], ...]:
-    return (click.ClickException,)
+def usage_errors() -> tuple[type[BaseException], ...]:
+    """Usage errors from click and from typer's vendored copy; both `.show()` and carry `.exit_code`."""
+    from typer._click.exceptions import ClickException as TyperClickException
+
+    return (click.ClickException, TyperClickException)
 
 
 def progress(message: str) -> None:

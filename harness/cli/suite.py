@@ -48,7 +48,10 @@ def run_suite(
     console.print(f"[bold]{profile.name}[/bold]: {len(refs)} experiment(s) ({'all' if run_all else cadence})")
     from harness import locking
 
-    with store.open_store(store_url) as history, locking.target_lock(ledger.state_dir(), profile.name, store_url):
+    with (
+        store.open_store(store_url) as history,
+        locking.target_lock(ledger.state_dir(), profile.name, store_url),
+    ):
 
         def keep(record: RunRecord, grade: Grade) -> None:
             paths = report.write_run(record, grade, out)

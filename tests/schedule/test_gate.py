@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from shop_records import make_record
 
-from harness.cli.gate import gate_verdict
+from harness.gate import gate_verdict
 from harness.model import Check, Comparison, Grade, Verdict
 from harness.store import write_json_atomic
 
@@ -169,11 +169,6 @@ def test_gate_refuses_bad_input_with_one_line(project: Path, run_cli) -> None:
     assert run_cli("gate", "-s", "nowhere", "--from-runs", other).exit_code == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="harness.cli._common.click_exceptions() catches click.ClickException, but typer 0.29 raises "
-    "typer._click's own ClickException, so usage errors escape main() as tracebacks",
-)
 @pytest.mark.parametrize("score", ["-1", "101", "high"])
 def test_gate_rejects_a_bad_minimum(project: Path, run_cli, score: str) -> None:
     result = run_cli("gate", "-s", "shop", "--from-runs", "x.json", "--min-score", score)
