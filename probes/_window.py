@@ -16,12 +16,13 @@ __all__: list[str] = []  # private to the probes package
 
 
 def faults_in_window(
-    configuration: Mapping[str, Any] | None, started: float, ended: float
+    configuration: Mapping[str, Any] | None, started: float, ended: float, origin: float | None = None
 ) -> list[FaultRecord]:
-    """Ledger faults that were open at some point in [started, ended], timed from `started` (seconds).
+    """Ledger faults open at some point in [started, ended], timed in seconds from `origin` (or `started`).
 
     With a run_id in the configuration, only that run's faults count.
     """
+    origin = started if origin is None else origin
     run_id = (configuration or {}).get("run_id")
     applied: dict[str, dict[str, Any]] = {}
     for entry in ledger.read_entries(ledger.state_dir(configuration)):
@@ -40,8 +41,8 @@ def faults_in_window(
                 fault_id=entry["fault_id"],
                 action=entry["action"],
                 target=entry["target"],
-                applied_at_seconds=entry["monotonic"] - started,
-                undone_at_seconds=None if undone is None else undone["monotonic"] - started,
+                applied_at_seconds=entry["monotonic"] - origin,
+                undone_at_seconds=None if undone is None else undone["monotonic"] - origin,
                 effect_proven=None if effect is None else bool(effect["proven"]),
                 effect_evidence="" if effect is None else effect.get("evidence", ""),
             )

@@ -47,13 +47,13 @@ def recovery_time(
         while time.monotonic() - started < timeout_seconds:
             time.sleep(_CHECK_SECONDS)
             now = time.monotonic()
-            faults = faults_in_window(configuration, started - timeout_seconds, now)
+            faults = faults_in_window(configuration, started - timeout_seconds, now, origin=started)
             if faults and _green_since(canaries, started + faults[0].applied_at_seconds, now, stable_seconds):
                 break
     finally:
         samples = [s for canary in canaries for s in canary.stop()]
     ended = time.monotonic()
-    faults = faults_in_window(configuration, started - timeout_seconds, ended)
+    faults = faults_in_window(configuration, started - timeout_seconds, ended, origin=started)
     if not faults:
         reason = f"no fault in the ledger within {timeout_seconds:g} s"
         return {"samples": samples, "measurements": [missing("rto_seconds", "seconds", "canary", reason)]}

@@ -14,15 +14,26 @@ from typing import Annotated
 
 import typer
 
-from harness import loading, report, scoring
-from harness.cli._common import EXIT_BAD_INPUT, fail
+from harness import loading, report, scoring, suite
+from harness.cli.core import load_endpoints
+from harness.cli.suite import run_and_report
 from harness.errors import ConfigError
 from harness.gate import gate_verdict
+from harness.model import Grade, Scenario
 from harness.store import write_text_atomic
 
 
 def register(app: typer.Typer) -> None:
     app.command("gate")(gate)
+
+
+def _regrade(path: Path, profile: Scenario) -> Grade:
+    record, _ = report.load_run(path)
+    if record.scenario != profile.name:
+        raise ConfigError(
+            path, "record.scenario", f"expected a run of {profile.name!r}, got {record.scenario!r}"
+        )
+    return scoring.grade(record, profile)
 
 
 def _default_output(scenario_name: str, filename: str) -> Path:
@@ -47,20 +58,31 @@ def gate(
     summary: Annotated[
         Path | None, typer.Option(help="Markdown summary output; default reports/gate/<scenario>/summary.md.")
     ] = None,
+    cadence: Annotated[str | None, typer.Option(help="Experiments of this cadence (default daily).")] = None,
+    run_all: Annotated[bool, typer.Option("--all", help="Every experiment of the scenario.")] = False,
+    out: Annotated[Path, typer.Option("--out", help="Report folder for the runs.")] = Path("reports"),
+    endpoints: Annotated[
+        Path | None, typer.Option(help="endpoints.json of a running target; default: start a sandbox.")
+    ] = None,
+    store_url: Annotated[
+        str | None, typer.Option("--store", envvar="HARNESS_STORE", help="History URL.")
+    ] = None,
+    allow_production: Annotated[bool, typer.Option(help="Allow faults on production targets.")] = False,
 ) -> None:
-    """Gate a release on the scenario's targets: exit 0 pass, 1 target missed, 3 unknown."""
-    if not from_runs:
-        fail("gate: give --from-runs RUN.json (one or more run files to grade)")
-        raise typer.Exit(EXIT_BAD_INPUT)
+    """Gate a release on the scenario's targets: exit 0 pass, 1 target missed, 3 unknown.
+
+    Runs the scenario's experiments (daily by default) on a fresh sandbox or the target given
+    with --endpoints, or grades stored runs offline with --from-runs.
+    """
     profile = loading.load_scenario(scenario)
-    grades = []
-    for path in from_runs:
-        record, _ = report.load_run(path)
-        if record.scenario != profile.name:
-            raise ConfigError(
-                path, "record.scenario", f"expected a run of {profile.name!r}, got {record.scenario!r}"
-            )
-        grades.append(scoring.grade(record, profile))
+    if from_runs:
+        grades = [_regrade(path, profile) for path in from_runs]
+    else:
+        refs = suite.select_experiments(profile, None if run_all else cadence or "daily")
+        result = run_and_report(profile, refs, out, load_endpoints(endpoints), store_url, allow_production)
+        if result.interrupted_exit_code is not None:
+            raise typer.Exit(result.interrupted_exit_code)
+        grades = list(result.grades)
     verdict, code, reasons = gate_verdict(grades, min_score)
     junit_path = junit or _default_output(profile.name, "junit.xml")
     summary_path = summary or _default_output(profile.name, "summary.md")

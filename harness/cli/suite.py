@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from harness import ledger, loading, report, store, suite
+from harness import ledger, loading, locking, report, store, suite
 from harness.cli._common import console, progress
 from harness.cli.core import ScenarioOption, load_endpoints
-from harness.model import Grade, RunRecord, Verdict
+from harness.model import ExperimentRef, Grade, RunRecord, Scenario, Verdict
 from harness.units import format_quantity
 
 _MARKS = {
@@ -41,13 +42,23 @@ def run_suite(
     allow_production: Annotated[bool, typer.Option(help="Allow faults on production targets.")] = False,
 ) -> None:
     """Bring the target up, run the selected experiments one after another, grade, report, bring it down."""
-    if cadence is None and not run_all:
-        cadence = "daily"
     profile = loading.load_scenario(scenario)
-    refs = suite.select_experiments(profile, None if run_all else cadence)
-    console.print(f"[bold]{profile.name}[/bold]: {len(refs)} experiment(s) ({'all' if run_all else cadence})")
-    from harness import locking
+    refs = suite.select_experiments(profile, None if run_all else cadence or "daily")
+    result = run_and_report(profile, refs, out, load_endpoints(endpoints), store_url, allow_production)
+    raise typer.Exit(suite.exit_code(result))
 
+
+def run_and_report(
+    profile: Scenario,
+    refs: Sequence[ExperimentRef],
+    out: Path,
+    endpoints: Mapping[str, Any] | None,
+    store_url: str | None,
+    allow_production: bool,
+) -> suite.SuiteResult:
+    """Run a suite under the target's lock, writing each run's report and history as it lands."""
+    names = ", ".join(Path(r.path).stem for r in refs)
+    console.print(f"[bold]{profile.name}[/bold]: {len(refs)} experiment(s): {names}")
     with (
         store.open_store(store_url) as history,
         locking.target_lock(ledger.state_dir(), profile.name, store_url),
@@ -63,7 +74,7 @@ def run_suite(
             profile,
             refs,
             out,
-            endpoints=load_endpoints(endpoints),
+            endpoints=endpoints,
             on_result=keep,
             progress=progress,
             allow_production=allow_production,
@@ -71,7 +82,7 @@ def run_suite(
         index = report.write_site(result.runs, out, history=history.runs(profile.name, limit=200))
     console.print(_table(result))
     console.print(f"report: {index}")
-    raise typer.Exit(suite.exit_code(result))
+    return result
 
 
 def _table(result: suite.SuiteResult) -> Table:

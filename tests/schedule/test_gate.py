@@ -152,8 +152,9 @@ def test_gate_exit_codes_for_miss_and_unknown(project: Path, run_cli) -> None:
 
 
 def test_gate_refuses_bad_input_with_one_line(project: Path, run_cli) -> None:
+    # Without --from-runs the gate runs the suite: every experiment file is validated first.
     no_runs = run_cli("gate", "-s", "shop")
-    assert no_runs.exit_code == 2 and "--from-runs" in no_runs.stderr
+    assert no_runs.exit_code == 2 and "redis-failover.json: invalid experiment" in no_runs.stderr
 
     other = _run_file(project, "run-other", scenario="bank")
     wrong = run_cli("gate", "-s", "shop", "--from-runs", other)
