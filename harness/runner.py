@@ -143,9 +143,12 @@ class _Guard:
             return ""
         window = self._limits.window_seconds
         recent = [s for c in self._canaries for s in c.samples() if s["at_monotonic"] >= now - window]
-        if len(recent) < GUARD_MIN_SAMPLES:
+        # A young run has not filled the window yet: count against a full window's worth of
+        # requests, so a short outage early on is not mistaken for a blast-radius breach.
+        expected = sum(window / c.interval_seconds for c in self._canaries)
+        if not recent:
             return ""
-        ratio = sum(1 for s in recent if not s["ok"]) / len(recent)
+        ratio = sum(1 for s in recent if not s["ok"]) / max(len(recent), expected)
         if ratio > limit:
             return f"canary error ratio {ratio:.0%} over the last {window:g} s, guardrail {limit:.0%}"
         return ""
