@@ -100,6 +100,23 @@ def _sigterm_unwinds() -> Iterator[None]:
         signal.signal(signal.SIGUSR1, previous_usr1)
 
 
+@contextmanager
+def _signals_held() -> Iterator[list[str]]:
+    """Hold SIGINT and SIGTERM while the run's faults are undone, so a second Ctrl-C cannot cut the
+    undo short; yields the names of the signals that arrived meanwhile."""
+    held: list[str] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        held.append(signal.Signals(signum).name)
+
+    previous = {number: signal.signal(number, hold) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield held
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 class _Guard:
     """Aborts the run (chaoslib's graceful exit: rollbacks run) when a guardrail is crossed."""
 
@@ -365,8 +382,9 @@ def _run_against(
         merged = {**experiment, "configuration": {**experiment.get("configuration", {}), **configuration}}
         journal = chaoslib_run(merged, event_handlers=[notes])
     finally:
-        guard.stop()
-        extra_events.extend(_undo_leftovers(context.state_dir, run_id, started_monotonic))
+        with _signals_held() as held:
+            guard.stop()
+            extra_events.extend(_undo_leftovers(context.state_dir, run_id, started_monotonic))
         time.sleep(SETTLE_SECONDS)
         raw_samples = [s for c in canaries for s in c.stop()]
         raw_events = watcher.stop()
@@ -383,9 +401,10 @@ def _run_against(
                 guard.crossed,
             )
         )
-    if journal.get("status") == "interrupted" and not guard.crossed:
+    if (journal.get("status") == "interrupted" or held) and not guard.crossed:
+        signal_name = notes.signal_name or (held[0] if held else "SIGINT")
         extra_events.append(Event(ended_monotonic - started_monotonic, "run.interrupted", "runner",
-                                  {"signal": notes.signal_name or "SIGINT"}))  # fmt: skip
+                                  {"signal": signal_name}))  # fmt: skip
     record = _build_record(
         experiment=experiment,
         experiment_path=experiment_path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -78,8 +79,12 @@ def run(
     )
     from harness import locking
 
-    with locking.target_lock(context.state_dir, profile.name, store_url):
-        record = runner.run_experiment(experiment, context)
+    try:
+        with locking.target_lock(context.state_dir, profile.name, store_url):
+            record = runner.run_experiment(experiment, context)
+    except runner.Terminated:
+        fail("terminated (SIGTERM)")
+        raise typer.Exit(128 + signal.SIGTERM) from None
     grade = scoring.grade(record, profile)
     raise typer.Exit(finish_run(record, grade, out, store_url))
 
