@@ -191,7 +191,7 @@ def _known(directory: Path, name: str) -> Component:
     return components[name]
 
 
-_ALIASES = {"redis-primary": "redis", "postgres-primary": "postgres"}
+_ALIASES = {"redis-primary": ("redis",), "postgres-primary": ("postgres", "patroni")}
 
 
 def _faulted(directory: Path, name: str, action: str, configuration: Mapping[str, Any] | None) -> str | None:
@@ -199,12 +199,10 @@ def _faulted(directory: Path, name: str, action: str, configuration: Mapping[str
     if name not in _ALIASES:
         return _known(directory, name).name
     components = load_components(directory)
-    kind = _ALIASES[name]
+    kinds = _ALIASES[name]
     for fault in reversed(ledger.open_faults(ledger.state_dir(configuration))):
-        if (
-            fault.action == f"{_MODULE}.{action}"
-            and getattr(components.get(fault.target), "kind", "") == kind
-        ):
+        hit = components.get(fault.target)
+        if fault.action == f"{_MODULE}.{action}" and hit is not None and hit.kind in kinds:
             return fault.target
     return None
 
@@ -246,24 +244,24 @@ def _redis_primary_port(configuration: Mapping[str, Any]) -> int:
 
 
 def _postgres_primary(directory: Path, configuration: Mapping[str, Any]) -> Component:
+    """The server (postgres-R, or patroni-R) of the region whose PostgreSQL is not in recovery."""
     import psycopg
 
-    dsns = [r["postgres_dsn"] for r in configuration.get("regions", {}).values() if r.get("postgres_dsn")]
-    if not dsns:
-        raise ConfigError("configuration", "regions", "expected a postgres_dsn for at least one region")
-    for component in load_components(directory).values():
-        if component.kind != "postgres" or not is_alive(component):
+    components = load_components(directory)
+    for region, info in configuration.get("regions", {}).items():
+        if not info.get("postgres_dsn"):
             continue
         try:
-            # Same user and database as the regional DSNs, straight to this server.
-            with psycopg.connect(dsns[0], host=HOST, port=component.port, connect_timeout=1) as connection:
+            with psycopg.connect(info["postgres_dsn"], connect_timeout=1) as connection:
                 (in_recovery,) = connection.execute("SELECT pg_is_in_recovery()").fetchone()
         except psycopg.Error:
             continue
         if not in_recovery:
-            return component
+            for name in (f"postgres-{region}", f"patroni-{region}"):
+                if name in components:
+                    return components[name]
     raise ConfigError(
-        "configuration", "component", f"no running PostgreSQL server in {directory} is a primary"
+        "configuration", "component", "no PostgreSQL server of the configured regions is a primary"
     )
 
 

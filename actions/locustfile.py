@@ -40,6 +40,7 @@ def _user_class(target: dict) -> type[HttpUser]:
         f"Region_{target['region'].replace('-', '_')}",
         (_RegionalUser,),
         {
+            "__module__": __name__,
             "region": target["region"],
             "host": target["url"],
             "fixed_count": users,
@@ -48,6 +49,7 @@ def _user_class(target: dict) -> type[HttpUser]:
     )
 
 
-for _target in json.loads(os.environ.get("HARNESS_LOAD_TARGETS", "[]")):
-    _class = _user_class(_target)
-    globals()[_class.__name__] = _class
+globals().update(
+    (made.__name__, made)
+    for made in map(_user_class, json.loads(os.environ.get("HARNESS_LOAD_TARGETS", "[]")))
+)

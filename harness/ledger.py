@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.errors import EnvironmentProblem
+
 LEDGER_FILE = "faults.jsonl"
 
 
@@ -69,12 +71,18 @@ def read_entries(directory: Path) -> list[dict[str, Any]]:
     path = directory / LEDGER_FILE
     if not path.exists():
         return []
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EnvironmentProblem(f"cannot read the fault ledger {path}: {exc}") from None
     entries = []
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         try:
-            entries.append(json.loads(line))
+            entry = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if isinstance(entry, dict):
+            entries.append(entry)
     return entries
 
 
@@ -131,17 +139,24 @@ def open_faults(directory: Path) -> list[OpenFault]:
     applied: dict[str, OpenFault] = {}
     for entry in read_entries(directory):
         if entry.get("event") == "applied":
-            undo = entry["undo"]
-            applied[entry["fault_id"]] = OpenFault(
-                fault_id=entry["fault_id"],
-                action=entry["action"],
-                target=entry["target"],
-                undo=Undo(undo["module"], undo["func"], undo.get("arguments", {})),
-                applied_wall=entry["wall"],
-                applied_monotonic=entry["monotonic"],
-                run_id=entry.get("run_id", ""),
-            )
-        elif entry.get("event") == "undone":
+            try:
+                undo = entry["undo"]
+                applied[entry["fault_id"]] = OpenFault(
+                    fault_id=entry["fault_id"],
+                    action=entry["action"],
+                    target=entry["target"],
+                    undo=Undo(undo["module"], undo["func"], undo.get("arguments", {})),
+                    applied_wall=entry["wall"],
+                    applied_monotonic=entry["monotonic"],
+                    run_id=entry.get("run_id", ""),
+                )
+            except (KeyError, TypeError, AttributeError) as exc:
+                # A fault that cannot be read cannot be undone: never skip it silently.
+                raise EnvironmentProblem(
+                    f"{directory / LEDGER_FILE}: unreadable applied entry {json.dumps(entry)[:120]} "
+                    f"({type(exc).__name__}: {exc}); undo that fault by hand, then remove its line"
+                ) from None
+        elif entry.get("event") == "undone" and isinstance(entry.get("fault_id"), str):
             applied.pop(entry["fault_id"], None)
     return list(applied.values())
 

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -93,11 +94,13 @@ def _sigterm_unwinds() -> Iterator[None]:
     previous = signal.signal(signal.SIGTERM, raise_terminated)
     # A guardrail's SIGUSR1 that lands after chaoslib restored our handlers must not kill us.
     previous_usr1 = signal.signal(signal.SIGUSR1, lambda signum, frame: None)
+    previous_int = signal.getsignal(signal.SIGINT)  # _SignalNotes replaces it during the run
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGUSR1, previous_usr1)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 @contextmanager
@@ -126,6 +129,7 @@ class _Guard:
         self._state_dir = state_dir
         self._stop = threading.Event()
         self.crossed: dict[str, Any] | None = None
+        self._started_monotonic = time.monotonic()
         self._thread = threading.Thread(target=self._watch, name="guardrail", daemon=True)
 
     def start(self) -> _Guard:
@@ -159,31 +163,64 @@ class _Guard:
         if limit is None:
             return ""
         window = self._limits.window_seconds
+        if now - self._started_monotonic < window:
+            return ""  # judge only full windows: an outage seconds into a young run is not the blast radius
         recent = [s for c in self._canaries for s in c.samples() if s["at_monotonic"] >= now - window]
-        # A young run has not filled the window yet: count against a full window's worth of
-        # requests, so a short outage early on is not mistaken for a blast-radius breach.
-        expected = sum(window / c.interval_seconds for c in self._canaries)
         if not recent:
             return ""
-        ratio = sum(1 for s in recent if not s["ok"]) / max(len(recent), expected)
+        ratio = sum(1 for s in recent if not s["ok"]) / len(recent)
         if ratio > limit:
             return f"canary error ratio {ratio:.0%} over the last {window:g} s, guardrail {limit:.0%}"
         return ""
 
 
+_INTERRUPTS: dict[int, Callable[[], BaseException]] = {
+    signal.SIGINT: KeyboardInterrupt,
+    signal.SIGTERM: Terminated,
+    signal.SIGUSR1: lambda: SystemExit(20),  # the guardrail; chaoslib's code for "exit, with rollbacks"
+}
+
+
 class _SignalNotes:
-    """chaoslib event handler noting which signal interrupted the run."""
+    """chaoslib event handler noting which signal interrupted the run, and making every interrupt
+    take effect at once.
+
+    chaoslib's SIGTERM handler raises InterruptExecution, which an activity in progress swallows
+    as its own failure (the run goes on); and an activity interrupted by any signal still sleeps
+    its ``pauses.after`` before the interrupt unwinds further. So while chaoslib runs, SIGINT,
+    SIGTERM and SIGUSR1 raise BaseExceptions, raised again when the activity completes until
+    chaoslib has caught one (chaoslib restores its caller's SIGTERM and SIGUSR1 handlers when it
+    returns; `_sigterm_unwinds` restores SIGINT).
+    """
 
     def __init__(self) -> None:
         self.signal_name = ""
+        self._pending: Callable[[], BaseException] | None = None
 
     def __getattr__(self, name: str) -> Callable[..., None]:
         return lambda *args, **kwargs: None
 
+    def running(self, experiment, journal, configuration, secrets, schedule, settings) -> None:
+        for number in _INTERRUPTS:
+            if signal.getsignal(number) is not signal.SIG_IGN:
+                signal.signal(number, self._interrupt)
+
+    def _interrupt(self, signum: int, frame: Any) -> None:
+        if signum != signal.SIGUSR1:
+            self.signal_name = self.signal_name or signal.Signals(signum).name
+        self._pending = _INTERRUPTS[signum]
+        raise self._pending()
+
+    def activity_completed(self, activity: Any, run: Any) -> None:
+        if self._pending is not None:
+            raise self._pending()  # skips the activity's pause: chaoslib only catches Exception here
+
     def interrupted(self, experiment: Any, journal: Any) -> None:
+        self._pending = None
         self.signal_name = self.signal_name or "SIGTERM"
 
     def signal_exit(self) -> None:
+        self._pending = None
         self.signal_name = self.signal_name or "SIGINT"
 
 
@@ -227,6 +264,24 @@ def secret_values(secrets: Mapping[str, Any] | None) -> set[str]:
     return found
 
 
+# A configuration value read from the environment is a credential when its key or variable says so.
+_CREDENTIAL_NAME = re.compile(r"passw(or)?d|passphrase|secret|token|api_?key|credential|private_?key", re.I)
+
+
+def environment_credentials(declared: Mapping[str, Any] | None, loaded: Mapping[str, Any] | None) -> set[str]:
+    """Configuration values chaoslib read from the environment under a credential-like name."""
+    found: set[str] = set()
+    for key, declaration in (declared or {}).items():
+        if not (isinstance(declaration, Mapping) and declaration.get("type") == "env"):
+            continue
+        if not (_CREDENTIAL_NAME.search(key) or _CREDENTIAL_NAME.search(str(declaration.get("key", "")))):
+            continue
+        value = (loaded or {}).get(key)
+        if isinstance(value, str) and len(value) >= 4:
+            found.add(value)
+    return found
+
+
 class _SecretCatcher(_SignalNotes):
     """Also keeps the secrets chaoslib loaded, so the record can be scrubbed of them."""
 
@@ -235,7 +290,23 @@ class _SecretCatcher(_SignalNotes):
         self.secrets: set[str] = set()
 
     def running(self, experiment, journal, configuration, secrets, schedule, settings) -> None:
-        self.secrets = secret_values(secrets)
+        super().running(experiment, journal, configuration, secrets, schedule, settings)
+        self.secrets = secret_values(secrets) | environment_credentials(
+            experiment.get("configuration"), configuration
+        )
+
+
+class _RedactingFilter(logging.Filter):
+    """Scrubs the loaded secrets from chaoslib's log lines (a failed activity's error quotes them)."""
+
+    def __init__(self, notes: _SecretCatcher) -> None:
+        super().__init__()
+        self._notes = notes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._notes.secrets:
+            record.msg, record.args = _redact(record.getMessage(), self._notes.secrets), None
+        return True
 
 
 def _iso_to_monotonic(iso: str | None, offset: float) -> float | None:
@@ -372,16 +443,19 @@ def _run_against(
     _await_baseline(canaries, context.progress)
     guard = _Guard(context.scenario, canaries, context.state_dir).start()
     notes = _SecretCatcher()
+    redacting = _RedactingFilter(notes)
     journal: dict[str, Any] = {}
     extra_events: list[Event] = []
     context.progress(f"running {experiment.get('title', experiment_path.name)}")
     try:
         chaos_logger = logging.getLogger("chaostoolkit")
         chaos_logger.setLevel(logging.WARNING)
+        chaos_logger.addFilter(redacting)
         # chaoslib's extra vars only override keys the experiment declares: merge instead.
         merged = {**experiment, "configuration": {**experiment.get("configuration", {}), **configuration}}
         journal = chaoslib_run(merged, event_handlers=[notes])
     finally:
+        logging.getLogger("chaostoolkit").removeFilter(redacting)
         with _signals_held() as held:
             guard.stop()
             extra_events.extend(_undo_leftovers(context.state_dir, run_id, started_monotonic))

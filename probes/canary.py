@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.canary import Canary, targets_from_endpoints
+from harness.canary import REQUEST_TIMEOUT_SECONDS, Canary, targets_from_endpoints
 from harness.errors import ConfigError
 from probes._window import derived, faults_in_window, to_sample, window_record
 
@@ -27,15 +27,16 @@ def canary_samples(
     duration_seconds: float,
     kinds: Sequence[str] = ("redis",),
     rate_hz: float = 20.0,
+    timeout_seconds: float = REQUEST_TIMEOUT_SECONDS,
     configuration: Mapping[str, Any] | None = None,
 ) -> dict:
     """Run the canary for `duration_seconds` (meant for `background: true`) and measure the outage.
 
     One write-then-read per tick per target (`kinds`: redis through Sentinel, http per region,
-    postgres on the primary). Appends every sample to `<run_dir>/canary.jsonl` when run_dir is
-    configured. Returns `samples` and `measurements` (failover_seconds, rto_seconds,
-    error_ratio, canary_p99_latency_seconds) timed against the faults the ledger recorded
-    meanwhile.
+    postgres on the primary); a request slower than `timeout_seconds` fails. Appends every
+    sample to `<run_dir>/canary.jsonl` when run_dir is configured. Returns `samples` and
+    `measurements` (failover_seconds, rto_seconds, error_ratio, canary_p99_latency_seconds)
+    timed against the faults the ledger recorded meanwhile.
     """
     if not 0 < duration_seconds <= 3600:
         raise ConfigError(
@@ -48,7 +49,9 @@ def canary_samples(
     log_path = Path(run_dir) / "canary.jsonl" if run_dir else None
     if log_path:
         log_path.parent.mkdir(parents=True, exist_ok=True)
-    canaries = [Canary(t, rate_hz, log_path, max_duration_seconds=duration_seconds) for t in targets]
+    canaries = [
+        Canary(t, rate_hz, log_path, timeout_seconds, max_duration_seconds=duration_seconds) for t in targets
+    ]
     started = time.monotonic()
     for canary in canaries:
         canary.start()
@@ -67,10 +70,18 @@ def canary_samples(
     return {"samples": samples, "measurements": derived(record, MEASURES), "requests": len(samples)}
 
 
-def canary_healthy(kinds: Sequence[str] = ("redis",), configuration: Mapping[str, Any] | None = None) -> bool:
-    """True when every canary target answers a write-then-read for 0.3 s without one failure."""
+def canary_healthy(
+    kinds: Sequence[str] = ("redis",),
+    timeout_seconds: float = 2.0,
+    configuration: Mapping[str, Any] | None = None,
+) -> bool:
+    """True when every canary target answers write-then-read for 0.3 s, each within `timeout_seconds`.
+
+    The generous default timeout lets a region behind a long link open its connections.
+    """
     canaries = [
-        Canary(t, 20.0, max_duration_seconds=_HEALTH_CHECK_SECONDS) for t in _targets(configuration, kinds)
+        Canary(t, 20.0, timeout_seconds=timeout_seconds, max_duration_seconds=_HEALTH_CHECK_SECONDS)
+        for t in _targets(configuration, kinds)
     ]
     for canary in canaries:
         canary.start()

@@ -27,7 +27,8 @@ def recovery_time(
     Run it with `background: true` before the fault (it waits for the ledger to show one), or
     right after the fault action. It returns once every target has answered without a failure
     for `stable_seconds` after the fault, or after `timeout_seconds` (then the RTO is a lower
-    bound). Returns `measurements` (rto_seconds) and the `samples`.
+    bound). Returns `measurements` (rto_seconds) and its checks as `samples` (probe
+    `recovery_check`, so they never mix with the runner's own canary).
     """
     configuration = configuration or {}
     if not 0 < timeout_seconds <= 3600:
@@ -51,8 +52,9 @@ def recovery_time(
             if faults and _green_since(canaries, started + faults[0].applied_at_seconds, now, stable_seconds):
                 break
     finally:
-        samples = [s for canary in canaries for s in canary.stop()]
+        raw = [s for canary in canaries for s in canary.stop()]
     ended = time.monotonic()
+    samples = [{**s, "probe": "recovery_check"} for s in raw]
     faults = faults_in_window(configuration, started - timeout_seconds, ended, origin=started)
     if not faults:
         reason = f"no fault in the ledger within {timeout_seconds:g} s"
@@ -67,7 +69,11 @@ def recovery_time(
         )
         return {"samples": samples, "measurements": [missing("rto_seconds", "seconds", "canary", reason)]}
     record = window_record(
-        "recovery", started, ended, samples=(to_sample(s, started) for s in samples), faults=[fault]
+        "recovery",
+        started,
+        ended,
+        samples=(to_sample(s, started, probe="canary") for s in samples),
+        faults=[fault],
     )
     return {"samples": samples, "measurements": derived(record, ("rto_seconds",))}
 

@@ -31,7 +31,7 @@ def _measure(output: dict[str, Any], name: str) -> dict[str, Any]:
 
 def test_canary_measures_an_outage_of_known_length(http_through_proxy: dict[str, Any]) -> None:
     configuration = http_through_proxy
-    thread, result = _in_background(lambda: canary_samples(4.0, ["http"], 50.0, configuration))
+    thread, result = _in_background(lambda: canary_samples(4.0, ["http"], 50.0, configuration=configuration))
     time.sleep(1.0)
     partition_regions("eu-west-1", "us-east-1", configuration=configuration)
     time.sleep(1.0)  # injected outage: 1 s
@@ -48,20 +48,20 @@ def test_canary_measures_an_outage_of_known_length(http_through_proxy: dict[str,
 
 
 def test_canary_healthy_is_false_while_the_link_is_cut(http_through_proxy: dict[str, Any]) -> None:
-    assert canary_healthy(["http"], http_through_proxy) is True
+    assert canary_healthy(["http"], configuration=http_through_proxy) is True
     partition_regions("eu-west-1", "us-east-1", configuration=http_through_proxy)
     try:
-        assert canary_healthy(["http"], http_through_proxy) is False
+        assert canary_healthy(["http"], configuration=http_through_proxy) is False
     finally:
         heal_regions("eu-west-1", "us-east-1", configuration=http_through_proxy)
-    assert canary_healthy(["http"], http_through_proxy) is True
+    assert canary_healthy(["http"], configuration=http_through_proxy) is True
 
 
 def test_bad_canary_arguments_are_config_errors(http_through_proxy: dict[str, Any]) -> None:
     with pytest.raises(ConfigError, match="arguments:kinds"):
         canary_samples(1.0, "http", configuration=http_through_proxy)
     with pytest.raises(ConfigError, match="configuration:regions"):
-        canary_healthy(["redis"], http_through_proxy)  # no Sentinels configured
+        canary_healthy(["redis"], configuration=http_through_proxy)  # no Sentinels configured
     with pytest.raises(ConfigError, match="arguments:duration_seconds"):
         canary_samples(0, ["http"], configuration=http_through_proxy)
 
@@ -93,7 +93,7 @@ def test_failover_timeline_of_a_killed_redis_primary(configuration: dict[str, An
 
 
 def test_failover_time_reads_the_run_canary_log(configuration: dict[str, Any]) -> None:
-    thread, _ = _in_background(lambda: canary_samples(7.0, ["redis"], 20.0, configuration))
+    thread, _ = _in_background(lambda: canary_samples(7.0, ["redis"], 20.0, configuration=configuration))
     time.sleep(0.5)
     stop_instance("redis-primary", configuration=configuration)
     try:

@@ -10,7 +10,9 @@ import random
 import signal
 from pathlib import Path
 
-from .trials import Estate, plan_trials, run_trial, wait_until_steady
+import pytest
+
+from .trials import Estate, Trial, plan_trials, run_trial, wait_until_steady
 
 TRIALS = 20
 
@@ -41,3 +43,15 @@ def test_every_interrupted_run_leaves_the_estate_steady(estate: Estate, tmp_path
         signal.SIGTERM,
         signal.SIGKILL,
     }
+
+
+@pytest.mark.parametrize("signal_", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupt_inside_an_activity_is_neither_swallowed_nor_held_for_its_pause(
+    estate: Estate, tmp_path: Path, signal_: signal.Signals
+) -> None:
+    """add_latency spends ≥ 0.6 s proving its effect; a signal then must not wait out the 30 s pause."""
+    trial = Trial(0, "latency.yaml", signal_, after_fault=True, delay_seconds=0.05)
+    outcome = run_trial(estate, trial, tmp_path / "state", tmp_path)
+    assert outcome.is_clean, "; ".join(outcome.problems) + "\n" + outcome.log[-2000:]
+    assert outcome.phase == "mid-fault"
+    assert outcome.clean_seconds < 10, f"clean only {outcome.clean_seconds:.1f} s after the signal"

@@ -127,11 +127,14 @@ def start_run(
         )
 
 
-def run_harness(estate: Estate, state_dir: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_harness(
+    estate: Estate, state_dir: Path, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m harness ARGS` to completion, with the state dir and history of `state_dir`."""
     return subprocess.run(
         harness_command(*args),
         cwd=ROOT,
-        env=estate.env(state_dir),
+        env={**estate.env(state_dir), **(env or {})},
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -194,7 +197,9 @@ def leftovers(estate: Estate, state_dir: Path) -> list[str]:
     return problems
 
 
-def wait_until_steady(estate: Estate, state_dir: Path, timeout_seconds: float = STEADY_TIMEOUT_SECONDS) -> list[str]:
+def wait_until_steady(
+    estate: Estate, state_dir: Path, timeout_seconds: float = STEADY_TIMEOUT_SECONDS
+) -> list[str]:
     """Poll `leftovers` until it is empty or the time is up; the last problems found."""
     deadline = time.monotonic() + timeout_seconds
     while True:
@@ -211,22 +216,27 @@ class Trial:
     signal: signal.Signals
     after_fault: bool  # the delay counts from the fault's ledger entry, else from the start
     delay_seconds: float
+    twice: bool = False  # a second signal 0-50 ms later, like an impatient second Ctrl-C
 
     def describe(self) -> str:
         origin = "after the fault" if self.after_fault else "after start"
-        return f"#{self.index} {self.experiment}: {self.signal.name} {self.delay_seconds:.2f} s {origin}"
+        twice = " twice" if self.twice else ""
+        return (
+            f"#{self.index} {self.experiment}: {self.signal.name}{twice} {self.delay_seconds:.2f} s {origin}"
+        )
 
 
 def plan_trials(count: int, seed: int) -> list[Trial]:
-    """`count` trials drawn from `seed`: a quarter at any moment from start, the rest mid-fault."""
+    """`count` trials drawn from `seed`: a quarter at any moment from start, the rest mid-fault; a
+    quarter of the SIGINT and SIGTERM ones send their signal twice."""
     rng = random.Random(seed)
     trials = []
     for index in range(count):
         after_fault = rng.random() >= 0.25
         delay = rng.uniform(0.0, 2.0) if after_fault else rng.uniform(0.3, 4.0)
-        trials.append(
-            Trial(index, rng.choice(TRIAL_EXPERIMENTS), rng.choice(SIGNALS), after_fault, round(delay, 3))
-        )
+        experiment, signal_ = rng.choice(TRIAL_EXPERIMENTS), rng.choice(SIGNALS)
+        twice = signal_ is not signal.SIGKILL and rng.random() < 0.25
+        trials.append(Trial(index, experiment, signal_, after_fault, round(delay, 3), twice))
     return trials
 
 
@@ -286,6 +296,10 @@ def run_trial(estate: Estate, trial: Trial, state_dir: Path, work_dir: Path) -> 
         signal_wall, signal_monotonic = time.time(), time.monotonic()
         if not finished_first:
             process.send_signal(trial.signal)
+            if trial.twice:
+                time.sleep(random.Random(trial.index).uniform(0.0, 0.05))
+                if process.poll() is None:
+                    process.send_signal(trial.signal)
         code = process.wait(timeout=RUN_TIMEOUT_SECONDS)
     finally:
         if process.poll() is None:

@@ -1,0 +1,151 @@
+"""probes.replication and probes.slo against a full sandbox: proxied replication, exporters, Prometheus."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actions.network import add_latency, heal_regions, partition_regions, remove_latency
+from harness.sandbox import Sandbox, down, up
+from harness.sandbox.examples import example_scenario
+from probes.replication import replication_lag, replication_lag_prometheus, replication_lag_seconds
+from probes.slo import burn_rates, saturation_ratio, slo_error_ratio, slo_p99_latency_seconds
+
+
+@pytest.fixture(scope="module")
+def full_estate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """Every component: Redis, PostgreSQL, APIs, fault proxy, exporters, Prometheus (scraping at 1 s)."""
+    directory = tmp_path_factory.mktemp("full-sandbox")
+    try:
+        yield up(example_scenario(3), directory)
+    finally:
+        down(directory)
+
+
+@pytest.fixture
+def full(full_estate: Sandbox, tmp_path: Path) -> dict[str, Any]:
+    return {**full_estate.endpoints, "harness_state_dir": str(tmp_path / "state"), "run_id": tmp_path.name}
+
+
+def _eventually(check: Callable[[], bool], timeout_seconds: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def test_redis_marker_lag_follows_the_link_latency(full: dict[str, Any]) -> None:
+    baseline = replication_lag_seconds("redis", configuration=full)
+    by_region = {s["region"]: s["value"] for s in baseline["samples"]}
+    assert set(by_region) == {"eu-west-1", "ap-southeast-1"}
+    assert by_region["ap-southeast-1"] >= 0.045  # the sandbox's 50 ms link
+    assert by_region["eu-west-1"] < by_region["ap-southeast-1"]  # its 5 ms link
+
+    add_latency("us-east-1", "eu-west-1", latency_ms=200, configuration=full)
+    try:
+        delayed = replication_lag_seconds("redis", configuration=full)
+    finally:
+        remove_latency("us-east-1", "eu-west-1", configuration=full)
+    eu_lag = next(s["value"] for s in delayed["samples"] if s["region"] == "eu-west-1")
+    assert 0.19 <= eu_lag <= 0.6
+
+
+def test_postgres_marker_lag_is_measured(full: dict[str, Any]) -> None:
+    output = replication_lag_seconds("postgres", timeout_seconds=10, configuration=full)
+    (measurement,) = output["measurements"]
+    assert measurement["value"] is not None and 0 < measurement["value"] < 5, measurement["evidence"]
+    assert {s["region"] for s in output["samples"]} == {"eu-west-1", "ap-southeast-1"}
+
+
+def test_lag_under_partition_is_a_failed_reading_then_recovers(full: dict[str, Any]) -> None:
+    partition_regions("us-east-1", "ap-southeast-1", configuration=full)
+    try:
+        cut = replication_lag_seconds("redis", timeout_seconds=0.5, configuration=full)
+    finally:
+        heal_regions("us-east-1", "ap-southeast-1", configuration=full)
+    assert cut["replication_lag_seconds"] is None
+    assert cut["replicas"] and None in cut["replicas"].values()
+    assert "not seen within 0.5 s" in cut["measurements"][0]["evidence"]
+    assert _eventually(
+        lambda: replication_lag_seconds("redis", configuration=full)["replication_lag_seconds"]
+    )
+
+
+def test_background_lag_gives_p99_and_max(full: dict[str, Any]) -> None:
+    output = replication_lag(2.0, 0.25, "redis", configuration=full)
+    assert 12 <= len(output["samples"]) <= 18  # 8 markers, 2 replicas each
+    measures = {m["name"]: m["value"] for m in output["measurements"]}
+    assert 0 < measures["replication_lag_p99_seconds"] <= measures["replication_lag_max_seconds"] < 1
+
+
+def test_prometheus_lag_series_cross_check(full: dict[str, Any]) -> None:
+    def value(service: str) -> float | None:
+        return replication_lag_prometheus(60, service, configuration=full)["measurements"][0]["value"]
+
+    assert _eventually(lambda: value("redis") is not None)
+    assert 0 <= value("redis") <= 2  # seconds since the replicas' last ack, 1 s resolution
+    assert _eventually(lambda: value("postgres") is not None)
+    unreachable = {**full, "prometheus_url": "http://127.0.0.1:9"}
+    (missing,) = replication_lag_prometheus(60, "redis", configuration=unreachable)["measurements"]
+    assert missing["value"] is None and "prometheus at http://127.0.0.1:9" in missing["evidence"]
+
+
+def _write(api_url: str, key: str) -> int:
+    """POST an item through a region's API: the write goes to the primary, through the fault proxy."""
+    request = urllib.request.Request(f"{api_url}/api/v1/items/{key}", data=b'{"value": "x"}', method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_slo_error_ratio_over_the_fault_window(full: dict[str, Any]) -> None:
+    api = full["regions"]["eu-west-1"]["api_url"]
+    for index in range(10):
+        assert _write(api, f"slo-{index}") == 201
+    partition_regions("eu-west-1", "us-east-1", configuration=full)
+    try:
+        codes = [_write(api, f"slo-cut-{index}") for index in range(2)]
+    finally:
+        heal_regions("eu-west-1", "us-east-1", configuration=full)
+    assert 503 in codes
+
+    def ratio() -> float | None:
+        return slo_error_ratio(configuration=full)["value"]
+
+    assert _eventually(lambda: (ratio() or 0) > 0)  # once Prometheus has scraped the 503s
+    output = slo_error_ratio(configuration=full)
+    assert 0 < output["value"] <= 1
+    assert "fault window of run" in output["measurements"][0]["evidence"]
+    assert _eventually(lambda: slo_p99_latency_seconds(configuration=full)["value"] is not None)
+
+
+def test_saturation_and_burn_rates(full: dict[str, Any]) -> None:
+    cpu = "max(rate(process_cpu_seconds_total[{window}]))"
+    assert _eventually(lambda: saturation_ratio(cpu, 0.85, 60, full)["value"] is not None)
+    output = saturation_ratio(cpu, 0.85, 60, full)
+    assert 0 <= output["value"] < 2 and output["within_limit"] in (True, False)
+    rates = burn_rates(0.999, ["1m", "5m"], configuration=full)
+    assert [m["name"] for m in rates["measurements"]] == ["burn_rate_60s_ratio", "burn_rate_300s_ratio"]
+
+
+def test_prometheus_down_is_unknown_never_pass(full: dict[str, Any]) -> None:
+    unreachable = {**full, "prometheus_url": "http://127.0.0.1:9"}
+    for output in (
+        slo_error_ratio(configuration=unreachable),
+        slo_p99_latency_seconds(configuration=unreachable),
+        saturation_ratio(limit_ratio=0.85, configuration=unreachable),
+    ):
+        assert output["value"] is None
+        assert output["measurements"][0]["value"] is None
+    assert saturation_ratio(limit_ratio=0.85, configuration=unreachable)["within_limit"] is None
+    assert burn_rates(configuration=unreachable)["burning"] is None
