@@ -11,7 +11,9 @@ import json
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +22,7 @@ from typing import Any
 import redis
 import redis.sentinel
 
-REQUEST_TIMEOUT_SECONDS = 0.5
+REQUEST_TIMEOUT_SECONDS = 1.0  # above a first request through a 200 ms link (connect + write + read)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +63,24 @@ def targets_from_endpoints(endpoints: Mapping[str, Any], kinds: Sequence[str]) -
     for region, info in endpoints.get("regions", {}).items():
         if "http" in kinds and info.get("api_url"):
             targets.append(CanaryTarget("http", region, url=info["api_url"]))
-        if "postgres" in kinds and info.get("postgres_dsn") and info.get("primary"):
-            targets.append(CanaryTarget("postgres", region, dsn=info["postgres_dsn"]))
+    dsns = [
+        info["postgres_dsn"] for info in endpoints.get("regions", {}).values() if info.get("postgres_dsn")
+    ]
+    if "postgres" in kinds and dsns:
+        # libpq's multi-host failover: whichever server accepts writes, as a client would.
+        targets.append(CanaryTarget("postgres", primary, dsn=writable_dsn(dsns)))
     return targets
+
+
+def writable_dsn(dsns: Sequence[str]) -> str:
+    """One libpq URI over every server that connects to whichever accepts writes now."""
+    parts = [urllib.parse.urlsplit(d) for d in dsns]
+    hosts = ",".join(p.netloc.rpartition("@")[2] for p in parts)
+    user = parts[0].netloc.rpartition("@")[0]
+    query = "&".join(q for q in (parts[0].query, "target_session_attrs=read-write") if q)
+    return urllib.parse.urlunsplit(
+        (parts[0].scheme, f"{user}@{hosts}" if user else hosts, parts[0].path, query, "")
+    )
 
 
 def _host_port(address: str) -> tuple[str, int]:
@@ -87,6 +104,7 @@ class Canary:
         self.timeout_seconds = timeout_seconds
         self.max_duration_seconds = max_duration_seconds
         self._log_path = log_path
+        self._id = uuid.uuid4().hex[:8]  # two canaries in one region never share keys
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._results = _Results()
@@ -121,7 +139,7 @@ class Canary:
             next_tick = started
             while not self._stop.is_set() and time.monotonic() - started < self.max_duration_seconds:
                 sequence += 1
-                key = f"canary:{self.target.region}:{sequence}"
+                key = f"canary:{self.target.region}:{self._id}:{sequence}"
                 value = f"{time.time():.6f}"
                 at = time.monotonic()
                 error = ""

@@ -558,6 +558,7 @@ def _build_record(
     endpoints: Mapping[str, Any],
 ) -> RunRecord:
     samples = [_sample(s, started_monotonic) for s in raw_samples]
+    runner_canaries = bool(raw_samples)
     events = [
         Event(e["at_monotonic"] - started_monotonic, e["kind"], e.get("source", ""), e.get("detail", {}))
         for e in raw_events
@@ -581,7 +582,23 @@ def _build_record(
             measurements.extend(
                 Measurement(**{**m, "source": m.get("source", name)}) for m in output.get("measurements", [])
             )
-            samples.extend(_sample(s, started_monotonic) for s in output.get("samples", []))
+            # The runner's own canaries already sampled the user's path; a canary probe's copy would
+            # count every outage twice.
+            samples.extend(
+                _sample(s, started_monotonic)
+                for s in output.get("samples", [])
+                if not (runner_canaries and s.get("probe") == "canary")
+            )
+            events.extend(
+                Event(
+                    e["at_monotonic"] - started_monotonic,
+                    e["kind"],
+                    e.get("source", name),
+                    e.get("detail", {}),
+                )
+                for e in output.get("events", [])
+                if isinstance(e, Mapping) and "at_monotonic" in e and "kind" in e
+            )
     return RunRecord(
         run_id=run_id,
         scenario=context.scenario.name,

@@ -1,7 +1,9 @@
 """SLO measurements from Prometheus over the fault window: error ratio, p99 latency, saturation, burn rates.
 
-The window runs from the first fault this run applied (the ledger's wall time) to when the
-last one was undone, or now; without a fault, the last `window_seconds`. The default queries
+The window runs from the first fault this run applied (the ledger's wall time) to 5 s after
+the last one was undone (so the scrapes that follow count), or now; without a fault, the last
+`window_seconds`. Counters that first appear inside the window count from their first scrape
+(Prometheus's `increase`), so errors before it are not seen. The default queries
 read the sandbox API's series (``harness_api_requests_total``,
 ``harness_api_request_duration_seconds``); pass `query` for any other system.
 
@@ -25,6 +27,7 @@ from probes._window import missing
 __all__ = ["burn_rates", "saturation_ratio", "slo_error_ratio", "slo_p99_latency_seconds"]
 
 QUERY_TIMEOUT_SECONDS = 5
+SCRAPE_SETTLE_SECONDS = 5.0  # the fault window runs on this long after the heal (a few scrapes)
 # No 5xx series yet means no errors; no request series at all means no data (unknown).
 ERROR_RATIO_QUERY = (
     '(sum(increase(harness_api_requests_total{{code=~"5.."}}[{window}])) or vector(0))'
@@ -190,7 +193,8 @@ def fault_window(configuration: Mapping[str, Any], window_seconds: float) -> tup
     if run_id and applied:
         start = min(applied.values())
         still_open = any(fault not in undone for fault in applied)
-        end = now if still_open else max(undone[f] for f in applied)
+        # Requests answered just before the heal are scraped after it: extend the window a little.
+        end = now if still_open else min(now, max(undone[f] for f in applied) + SCRAPE_SETTLE_SECONDS)
         return start, end, f"fault window of run {run_id}"
     return now - window_seconds, now, f"last {window_seconds:g} s"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from harness.sandbox import Sandbox, down, up
 from harness.sandbox.examples import example_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
-CHAOS = ROOT / ".venv" / "bin" / "chaos"
+CHAOS = Path(sys.executable).with_name("chaos")  # the venv running the tests
 EXPERIMENT = ROOT / "experiments" / "region-partition.yaml"
 
 
