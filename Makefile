@@ -10,8 +10,11 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test bench install system lint clean
 
+# The aeon-nova daily and weekly suites: instance failures (Redis, PostgreSQL) and a region
+# partition. A missed target (exit 1) is a finding the report shows, not a failed demo.
 demo: install
-	$(BIN)/harness suite --scenario aeon-nova --cadence daily --out reports
+	@$(BIN)/harness suite --scenario aeon-nova --cadence daily --cadence weekly --out reports; rc=$$?; \
+	if [ $$rc -le 1 ]; then echo "demo: open reports/index.html (suite exit $$rc)"; exit 0; fi; exit $$rc
 
 test: install
 	@$(BIN)/python -m pytest -p no:locust $(PYTEST_ARGS); rc=$$?; \

@@ -37,13 +37,14 @@ class SuiteResult:
         return tuple(grade for _, grade in self.runs)
 
 
-def select_experiments(scenario: Scenario, cadence: str | None = None) -> list[ExperimentRef]:
-    """The scenario's experiments of one cadence, or all of them when cadence is None."""
-    if cadence is not None and cadence not in CADENCES:
-        raise ConfigError("--cadence", "", f"expected one of {', '.join(CADENCES)}, got {cadence!r}")
-    chosen = [ref for ref in scenario.experiments if cadence is None or ref.cadence == cadence]
+def select_experiments(scenario: Scenario, cadences: Sequence[str] | None = None) -> list[ExperimentRef]:
+    """The scenario's experiments of the given cadences, in its order; all of them when None."""
+    for cadence in cadences or ():
+        if cadence not in CADENCES:
+            raise ConfigError("--cadence", "", f"expected one of {', '.join(CADENCES)}, got {cadence!r}")
+    chosen = [ref for ref in scenario.experiments if cadences is None or ref.cadence in cadences]
     if not chosen:
-        which = f"{cadence} " if cadence else ""
+        which = f"{' or '.join(cadences)} " if cadences else ""
         raise ConfigError(scenario.path, "experiments", f"no {which}experiment listed")
     return chosen
 

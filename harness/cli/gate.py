@@ -58,7 +58,10 @@ def gate(
     summary: Annotated[
         Path | None, typer.Option(help="Markdown summary output; default reports/gate/<scenario>/summary.md.")
     ] = None,
-    cadence: Annotated[str | None, typer.Option(help="Experiments of this cadence (default daily).")] = None,
+    cadence: Annotated[
+        list[str] | None,
+        typer.Option(help="Experiments of this cadence (default daily); repeat for several."),
+    ] = None,
     run_all: Annotated[bool, typer.Option("--all", help="Every experiment of the scenario.")] = False,
     out: Annotated[Path, typer.Option("--out", help="Report folder for the runs.")] = Path("reports"),
     endpoints: Annotated[
@@ -78,7 +81,7 @@ def gate(
     if from_runs:
         grades = [_regrade(path, profile) for path in from_runs]
     else:
-        refs = suite.select_experiments(profile, None if run_all else cadence or "daily")
+        refs = suite.select_experiments(profile, None if run_all else cadence or ["daily"])
         result = run_and_report(profile, refs, out, load_endpoints(endpoints), store_url, allow_production)
         if result.interrupted_exit_code is not None:
             raise typer.Exit(result.interrupted_exit_code)

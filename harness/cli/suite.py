@@ -29,7 +29,8 @@ def register(app: typer.Typer) -> None:
 def run_suite(
     scenario: ScenarioOption,
     cadence: Annotated[
-        str | None, typer.Option(help="daily, weekly, biweekly, monthly or quarterly.")
+        list[str] | None,
+        typer.Option(help="daily (default), weekly, biweekly, monthly or quarterly; repeat for several."),
     ] = None,
     run_all: Annotated[bool, typer.Option("--all", help="Every experiment of the scenario.")] = False,
     out: Annotated[Path, typer.Option("--out", help="Report folder.")] = Path("reports"),
@@ -43,7 +44,7 @@ def run_suite(
 ) -> None:
     """Bring the target up, run the selected experiments one after another, grade, report, bring it down."""
     profile = loading.load_scenario(scenario)
-    refs = suite.select_experiments(profile, None if run_all else cadence or "daily")
+    refs = suite.select_experiments(profile, None if run_all else cadence or ["daily"])
     result = run_and_report(profile, refs, out, load_endpoints(endpoints), store_url, allow_production)
     raise typer.Exit(suite.exit_code(result))
 
