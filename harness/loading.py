@@ -357,7 +357,7 @@ def _validate_harness_extension(path: Path, experiment: Mapping[str, Any]) -> No
                 raise ConfigError(
                     path, f"{field}.{key}", f"unknown field (expected one of: {', '.join(sorted(allowed))})"
                 )
-        canary = extension.get("canary", {})
+        canary = extension.get("canary") or {}
         if not isinstance(canary, dict):
             raise ConfigError(path, f"{field}.canary", f"expected a mapping, got {_describe(canary)}")
         for key in canary:
@@ -365,7 +365,10 @@ def _validate_harness_extension(path: Path, experiment: Mapping[str, Any]) -> No
                 raise ConfigError(
                     path, f"{field}.canary.{key}", "unknown field (expected one of: kinds, rate)"
                 )
-        for position, kind in enumerate(canary.get("kinds", [])):
+        kinds = canary.get("kinds") or []
+        if not isinstance(kinds, list):
+            raise ConfigError(path, f"{field}.canary.kinds", f"expected a list, got {_describe(kinds)}")
+        for position, kind in enumerate(kinds):
             if kind not in CANARY_KINDS:
                 raise ConfigError(
                     path,
@@ -374,7 +377,12 @@ def _validate_harness_extension(path: Path, experiment: Mapping[str, Any]) -> No
                 )
         if "rate" in canary:
             _parse(path, f"{field}.canary.rate", canary["rate"], units.parse_frequency)
-        for position, component in enumerate(extension.get("sandbox_components", [])):
+        components = extension.get("sandbox_components") or []
+        if not isinstance(components, list):
+            raise ConfigError(
+                path, f"{field}.sandbox_components", f"expected a list, got {_describe(components)}"
+            )
+        for position, component in enumerate(components):
             if component not in SANDBOX_COMPONENTS:
                 raise ConfigError(
                     path,
@@ -400,6 +408,7 @@ def load_experiment(path: str | Path) -> dict[str, Any]:
     experiment = read_document(path)
     if not isinstance(experiment, dict):
         raise ConfigError(path, "", f"expected an experiment mapping, got {_describe(experiment)}")
+    _check_experiment_shape(path, experiment)
     chaoslib_logger = logging.getLogger("chaostoolkit")
     previous = chaoslib_logger.level
     chaoslib_logger.setLevel(logging.ERROR)
@@ -407,10 +416,60 @@ def load_experiment(path: str | Path) -> dict[str, Any]:
         ensure_experiment_is_valid(experiment)
     except ChaosException as exc:
         raise ConfigError(path, "", f"invalid experiment: {exc}") from None
+    except (AttributeError, TypeError, KeyError, ValueError) as exc:
+        # chaoslib assumes well-shaped activities; whatever it trips on is still bad input.
+        raise ConfigError(path, "", f"invalid experiment: malformed activity or field ({exc})") from None
     finally:
         chaoslib_logger.setLevel(previous)
     _validate_harness_extension(path, experiment)
     return experiment
+
+
+_EXPERIMENT_SHAPES = {
+    "title": (str, "a string"),
+    "description": (str, "a string"),
+    "tags": (list, "a list"),
+    "configuration": (dict, "a mapping"),
+    "secrets": (dict, "a mapping"),
+    "extensions": (list, "a list"),
+    "steady-state-hypothesis": (dict, "a mapping"),
+    "method": (list, "a list"),
+    "rollbacks": (list, "a list"),
+    "controls": (list, "a list"),
+}
+
+
+def _check_experiment_shape(path: Path, experiment: Mapping[str, Any]) -> None:
+    """Top-level fields and activities have the types chaoslib's validator assumes."""
+    for key, (kind, expected) in _EXPERIMENT_SHAPES.items():
+        if key in experiment and not isinstance(experiment[key], kind):
+            raise ConfigError(path, key, f"expected {expected}, got {_describe(experiment[key])}")
+    hypothesis = experiment.get("steady-state-hypothesis") or {}
+    probes = hypothesis.get("probes", [])
+    if not isinstance(probes, list):
+        raise ConfigError(path, "steady-state-hypothesis.probes", f"expected a list, got {_describe(probes)}")
+    for section, activities in (
+        ("steady-state-hypothesis.probes", probes),
+        ("method", experiment.get("method", [])),
+        ("rollbacks", experiment.get("rollbacks", [])),
+    ):
+        for index, activity in enumerate(activities):
+            if not isinstance(activity, dict):
+                raise ConfigError(
+                    path, f"{section}.{index}", f"expected an activity mapping, got {_describe(activity)}"
+                )
+            provider = activity.get("provider")
+            if "ref" not in activity and not isinstance(provider, dict):
+                raise ConfigError(
+                    path, f"{section}.{index}.provider", f"expected a mapping, got {_describe(provider)}"
+                )
+            arguments = provider.get("arguments", {}) if isinstance(provider, dict) else {}
+            if not isinstance(arguments, dict | list):
+                raise ConfigError(
+                    path,
+                    f"{section}.{index}.provider.arguments",
+                    f"expected a mapping, got {_describe(arguments)}",
+                )
 
 
 def validate_file(path: str | Path) -> str:

@@ -38,11 +38,7 @@ def test_every_interrupted_run_leaves_the_estate_steady(estate: Estate, tmp_path
     killed = [o for o in mid_fault if o.trial.signal is signal.SIGKILL]
     for outcome in killed:
         assert "undone" in outcome.recover_output, outcome.recover_output
-    assert {o.trial.signal for o in mid_fault} == set(signal.Signals) & {
-        signal.SIGINT,
-        signal.SIGTERM,
-        signal.SIGKILL,
-    }
+    assert {o.trial.signal for o in mid_fault} == {signal.SIGINT, signal.SIGTERM, signal.SIGKILL}
 
 
 @pytest.mark.parametrize("signal_", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

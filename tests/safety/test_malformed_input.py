@@ -108,12 +108,6 @@ def test_malformed_scenarios_raise_only_config_errors(tmp_path: Path, document: 
     _check_loader(tmp_path / "scenario.yaml", _dump(document))
 
 
-@pytest.mark.xfail(
-    reason="harness/loading.py: chaoslib's ensure_experiment_is_valid raises AttributeError/TypeError on "
-    "wrong shapes (configuration: null, method: 5, ...) and _validate_harness_extension iterates a null "
-    "kinds/sandbox_components; load_experiment must turn those into ConfigError",
-    strict=False,
-)
 @SETTINGS
 @given(document=mutated(VALID_EXPERIMENT))
 def test_malformed_experiments_raise_only_config_errors(tmp_path: Path, document: Any) -> None:
