@@ -33,7 +33,7 @@ from harness import ledger, loading, measures
 from harness.errors import FaultsOpen, HarnessError
 from harness.model import Event, FaultRecord, Measurement, RunRecord, Sample, Scenario
 from harness.units import parse_frequency
-from harness.watchers import SentinelWatcher
+from harness.watchers import PatroniWatcher, SentinelWatcher
 
 Progress = Callable[[str], None]
 GUARD_INTERVAL_SECONDS = 0.25
@@ -440,6 +440,7 @@ def _run_against(
     wall_offset = started_wall - started_monotonic
     canaries = [canary_module.Canary(t, rate_hz, run_dir / "canary.jsonl").start() for t in targets]
     watcher = SentinelWatcher(endpoints.get("redis_sentinels", ())).start()
+    patroni_watcher = PatroniWatcher(_patroni_urls(endpoints)).start()
     _await_baseline(canaries, context.progress)
     guard = _Guard(context.scenario, canaries, context.state_dir).start()
     notes = _SecretCatcher()
@@ -461,7 +462,7 @@ def _run_against(
             extra_events.extend(_undo_leftovers(context.state_dir, run_id, started_monotonic))
         time.sleep(SETTLE_SECONDS)
         raw_samples = [s for c in canaries for s in c.stop()]
-        raw_events = watcher.stop()
+        raw_events = watcher.stop() + patroni_watcher.stop()
         os.environ.pop("HARNESS_RUN_ID", None)
     ended_monotonic = time.monotonic()
     context.progress("checking acknowledged writes")
@@ -495,6 +496,16 @@ def _run_against(
         endpoints=endpoints,
     )
     return RunRecord.from_dict(_redact(measures.with_derived(record).to_dict(), notes.secrets))
+
+
+def _patroni_urls(endpoints: Mapping[str, Any]) -> list[str]:
+    """REST API addresses of the target's Patroni members (sandbox components), if any."""
+    if not endpoints.get("sandbox_dir"):
+        return []
+    from harness.sandbox import load_components
+
+    members = load_components(Path(endpoints["sandbox_dir"])).values()
+    return [f"http://127.0.0.1:{m.port}" for m in members if m.kind == "patroni"]
 
 
 def _await_baseline(canaries: list[canary_module.Canary], progress: Progress) -> None:

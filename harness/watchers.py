@@ -2,13 +2,16 @@
 
 Redis Sentinel publishes every state change (``+sdown``, ``+odown``, ``+switch-master``...)
 on its Pub/Sub channels; subscribing to every Sentinel gives detection and promotion times
-without polling. The first Sentinel to announce an event wins.
+without polling. The first Sentinel to announce an event wins. Patroni has no push channel,
+so its REST API is polled (250 ms by default).
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
@@ -102,3 +105,67 @@ class SentinelWatcher:
             finally:
                 pubsub.close()
                 client.close()
+
+
+class PatroniWatcher:
+    """Polls Patroni's REST API (`GET /cluster`) and records when the leader is lost and who takes over.
+
+    `patroni.leader-lost`: the cluster first reports no leader (the dead leader's key expired:
+    detection); `patroni.promoted`: a member other than the last leader is leader (promotion).
+    """
+
+    def __init__(
+        self, rest_urls: Sequence[str], poll_seconds: float = 0.25, max_duration_seconds: float = 3600.0
+    ) -> None:
+        self._urls = list(rest_urls)
+        self._poll_seconds = poll_seconds
+        self._max_duration_seconds = max_duration_seconds
+        self._stop = threading.Event()
+        self._events: list[dict[str, Any]] = []
+        self._thread = threading.Thread(target=self._watch, name="patroni-watch", daemon=True)
+
+    def start(self) -> PatroniWatcher:
+        if self._urls:
+            self._thread.start()
+        return self
+
+    def stop(self) -> list[dict[str, Any]]:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+        return list(self._events)
+
+    def _leader(self) -> tuple[bool, str | None]:
+        """(answered, leader name) from the first member that answers."""
+        for url in self._urls:
+            try:
+                with urllib.request.urlopen(f"{url.rstrip('/')}/cluster", timeout=0.5) as response:
+                    members = json.loads(response.read()).get("members", [])
+            except (OSError, ValueError):
+                continue
+            leaders = [m.get("name") for m in members if m.get("role") in ("leader", "standby_leader")]
+            return True, leaders[0] if leaders else None
+        return False, None
+
+    def _record(self, kind: str, detail: dict[str, Any]) -> None:
+        self._events.append(
+            {"kind": kind, "source": "patroni REST API", "at_monotonic": time.monotonic(), "detail": detail}
+        )
+
+    def _watch(self) -> None:
+        started = time.monotonic()
+        last_leader: str | None = None
+        leaderless = False
+        while not self._stop.wait(self._poll_seconds):
+            if time.monotonic() - started > self._max_duration_seconds:
+                return
+            answered, leader = self._leader()
+            if not answered:
+                continue
+            if leader is None and last_leader is not None and not leaderless:
+                leaderless = True
+                self._record("patroni.leader-lost", {"old_primary": last_leader})
+            elif leader is not None:
+                if last_leader is not None and leader != last_leader:
+                    self._record("patroni.promoted", {"old_primary": last_leader, "new_primary": leader})
+                last_leader, leaderless = leader, False
