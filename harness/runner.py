@@ -21,7 +21,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -398,7 +398,7 @@ def run_experiment(experiment_path: Path, context: RunContext) -> RunRecord:
             )
         from harness import sandbox
 
-        components = extension.get("sandbox_components") or None
+        components = with_failover_manager(context.scenario, extension.get("sandbox_components") or None)
         context.progress(f"sandbox: starting {', '.join(components) if components else 'all components'}")
         with sandbox.up(
             context.scenario, run_dir / "sandbox", components=components, progress=context.progress
@@ -496,6 +496,17 @@ def _run_against(
         endpoints=endpoints,
     )
     return RunRecord.from_dict(_redact(measures.with_derived(record).to_dict(), notes.secrets))
+
+
+def with_failover_manager(scenario: Scenario, components: Collection[str] | None) -> set[str] | None:
+    """The sandbox components to start: PostgreSQL runs under Patroni when the scenario's failover is
+    automatic, so a primary kill is answered the way the real system answers it."""
+    if components is None:
+        return None
+    chosen = set(components)
+    if "postgres" in chosen and scenario.postgres.failover == "patroni":
+        chosen = (chosen - {"postgres"}) | {"patroni"}
+    return chosen
 
 
 def _patroni_urls(endpoints: Mapping[str, Any]) -> list[str]:

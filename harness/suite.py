@@ -58,7 +58,7 @@ def sandbox_components(scenario: Scenario, refs: Sequence[ExperimentRef]) -> set
         if not components:
             return None
         needed.update(components)
-    return needed
+    return runner.with_failover_manager(scenario, needed)
 
 
 def run_suite(
