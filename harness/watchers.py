@@ -130,9 +130,13 @@ class PatroniWatcher:
         return self
 
     def stop(self) -> list[dict[str, Any]]:
+        """Stop polling; returns the events seen, oldest first."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=2)
+        return self.events()
+
+    def events(self) -> list[dict[str, Any]]:
         return list(self._events)
 
     def _leader(self) -> tuple[bool, str | None]:
