@@ -464,7 +464,7 @@ def _check_experiment_shape(path: Path, experiment: Mapping[str, Any]) -> None:
                     path, f"{section}.{index}.provider", f"expected a mapping, got {_describe(provider)}"
                 )
             arguments = provider.get("arguments", {}) if isinstance(provider, dict) else {}
-            if not isinstance(arguments, dict | list):
+            if not isinstance(arguments, dict | list | str):  # a string for process providers
                 raise ConfigError(
                     path,
                     f"{section}.{index}.provider.arguments",

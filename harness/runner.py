@@ -41,6 +41,7 @@ GUARD_INTERVAL_SECONDS = 0.25
 # (about 2 a second), so the floor that keeps a handful of samples from aborting stays low.
 GUARD_MIN_SAMPLES = 5
 SETTLE_SECONDS = 0.5  # canaries keep sampling this long after the rollbacks
+CHAOSLIB_SETTINGS = {"runtime": {"rollbacks": {"strategy": "always"}}}
 BASELINE_SAMPLES = 10  # successful canary requests before the experiment starts
 BASELINE_TIMEOUT_SECONDS = 5.0
 
@@ -454,7 +455,9 @@ def _run_against(
         chaos_logger.addFilter(redacting)
         # chaoslib's extra vars only override keys the experiment declares: merge instead.
         merged = {**experiment, "configuration": {**experiment.get("configuration", {}), **configuration}}
-        journal = chaoslib_run(merged, event_handlers=[notes])
+        # Rollbacks run whatever happened (chaoslib's default skips them after a failure or an
+        # interrupt); faults our actions recorded are also undone from the ledger below.
+        journal = chaoslib_run(merged, settings=CHAOSLIB_SETTINGS, event_handlers=[notes])
     finally:
         logging.getLogger("chaostoolkit").removeFilter(redacting)
         with _signals_held() as held:

@@ -63,21 +63,55 @@ CASES = [
     ("missing file", None, "missing.yaml: file not found"),
     ("malformed YAML", "name: [\n", "scenario.yaml:line 2: malformed YAML"),
     ("unknown field", VALID + "colour: blue\n", "scenario.yaml:colour: unknown field"),
-    ("wrong type", VALID.replace("sentinel_quorum: 2", "sentinel_quorum: two"), "redis.sentinel_quorum: expected a whole number"),
-    ("bad unit", VALID.replace("at_most: 30s", "at_most: 30"), "targets.failover_time.at_most: expected a duration"),
+    (
+        "wrong type",
+        VALID.replace("sentinel_quorum: 2", "sentinel_quorum: two"),
+        "redis.sentinel_quorum: expected a whole number",
+    ),
+    (
+        "bad unit",
+        VALID.replace("at_most: 30s", "at_most: 30"),
+        "targets.failover_time.at_most: expected a duration",
+    ),
     ("unit word", VALID.replace("at_most: 30s", "at_most: fast"), "got 'fast'"),
-    ("negative limit", VALID.replace("at_most: 30s", "at_most: -5s"), "targets.failover_time.at_most: expected a non-negative"),
-    ("negative latency", VALID.replace("latency: 40ms", "latency: -40ms"), "links.0.latency: expected a non-negative"),
-    ("unknown region", VALID.replace("[us-east-1, eu-west-1]", "[us-east-1, mars-1]"), "links.0.between.1: unknown region 'mars-1'"),
-    ("ratio without %", VALID.replace("at_least: 99.9%", "at_least: 0.999"), "targets.availability.at_least: expected a percentage"),
-    ("missing measure", VALID.replace("    measure: failover_seconds\n", ""), "targets.failover_time.measure: missing required field"),
-    ("quorum too big", VALID.replace("sentinel_quorum: 2", "sentinel_quorum: 5"), "redis.sentinel_quorum: quorum 5 exceeds"),
+    (
+        "negative limit",
+        VALID.replace("at_most: 30s", "at_most: -5s"),
+        "targets.failover_time.at_most: expected a non-negative",
+    ),
+    (
+        "negative latency",
+        VALID.replace("latency: 40ms", "latency: -40ms"),
+        "links.0.latency: expected a non-negative",
+    ),
+    (
+        "unknown region",
+        VALID.replace("[us-east-1, eu-west-1]", "[us-east-1, mars-1]"),
+        "links.0.between.1: unknown region 'mars-1'",
+    ),
+    (
+        "ratio without %",
+        VALID.replace("at_least: 99.9%", "at_least: 0.999"),
+        "targets.availability.at_least: expected a percentage",
+    ),
+    (
+        "missing measure",
+        VALID.replace("    measure: failover_seconds\n", ""),
+        "targets.failover_time.measure: missing required field",
+    ),
+    (
+        "quorum too big",
+        VALID.replace("sentinel_quorum: 2", "sentinel_quorum: 5"),
+        "redis.sentinel_quorum: quorum 5 exceeds",
+    ),
     ("top level list", "- a\n", "expected a mapping at the top level"),
 ]
 
 
 @pytest.mark.parametrize(("case", "text", "message"), CASES, ids=[c[0] for c in CASES])
-def test_scenario_errors_name_file_and_field(tmp_path: Path, case: str, text: str | None, message: str) -> None:
+def test_scenario_errors_name_file_and_field(
+    tmp_path: Path, case: str, text: str | None, message: str
+) -> None:
     path = tmp_path / "missing.yaml" if text is None else _write(tmp_path, text)
     with pytest.raises(ConfigError) as raised:
         load_scenario(path)
@@ -86,7 +120,9 @@ def test_scenario_errors_name_file_and_field(tmp_path: Path, case: str, text: st
 
 
 @pytest.mark.parametrize(("case", "text", "message"), CASES[:7], ids=[c[0] for c in CASES[:7]])
-def test_cli_validate_exits_2_with_one_line(tmp_path: Path, case: str, text: str | None, message: str) -> None:
+def test_cli_validate_exits_2_with_one_line(
+    tmp_path: Path, case: str, text: str | None, message: str
+) -> None:
     path = tmp_path / "missing.yaml" if text is None else _write(tmp_path, text)
     result = subprocess.run(
         [sys.executable, "-m", "harness", "validate", str(path)], capture_output=True, text=True, timeout=60
@@ -99,7 +135,7 @@ def test_cli_validate_exits_2_with_one_line(tmp_path: Path, case: str, text: str
 
 def test_experiment_validated_by_chaoslib(tmp_path: Path) -> None:
     path = _write(tmp_path, "description: d\nmethod: []\n", "experiment.yaml")
-    with pytest.raises(ConfigError, match="experiment.yaml: invalid experiment: .*title"):
+    with pytest.raises(ConfigError, match=r"experiment.yaml: invalid experiment: .*title"):
         load_experiment(path)
 
 

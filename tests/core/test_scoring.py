@@ -8,7 +8,9 @@ from harness.model import Comparison, FaultRecord, Measurement, RunRecord, Scena
 from harness.scoring import check_target, exit_code, grade, overall_verdict, score
 
 
-def _target(limit: float = 30.0, critical: bool = False, comparison=Comparison.AT_MOST, weight=None) -> Target:
+def _target(
+    limit: float = 30.0, critical: bool = False, comparison=Comparison.AT_MOST, weight=None
+) -> Target:
     return Target("failover_time", "failover_seconds", limit, "seconds", comparison, critical, weight)
 
 
@@ -96,7 +98,9 @@ def _record(**changes) -> RunRecord:
         duration_seconds=10.0,
         status="completed",
         steady_state_before=True,
-        faults=(FaultRecord("f1", "actions.instances.stop_instance", "redis", 1.0, 5.0, True, "port refused"),),
+        faults=(
+            FaultRecord("f1", "actions.instances.stop_instance", "redis", 1.0, 5.0, True, "port refused"),
+        ),
         measurements=(Measurement("failover_seconds", 3.0, "seconds", "probe"),),
     )
     base.update(changes)
@@ -116,7 +120,10 @@ def test_grade_passes_a_clean_run() -> None:
     [
         ({"steady_state_before": False}, "steady state did not hold"),
         ({"activity_errors": ("method kill: boom",)}, "activity failed"),
-        ({"faults": (FaultRecord("f1", "a.stop", "redis", 1.0, None, False, "port still open"),)}, "not observed"),
+        (
+            {"faults": (FaultRecord("f1", "a.stop", "redis", 1.0, None, False, "port still open"),)},
+            "not observed",
+        ),
         ({"faults": (FaultRecord("f1", "a.stop", "redis", 1.0, None, None, ""),)}, "not checked"),
         ({"status": "interrupted"}, "interrupted"),
     ],
@@ -135,7 +142,9 @@ def test_grade_is_pure_and_repeatable() -> None:
 def test_guardrail_crossing_fails_the_run() -> None:
     from harness.model import Event
 
-    crossed = Event(3.0, "guardrail.crossed", "runner", {"reason": "canary error ratio 80% over the last 30 s"})
+    crossed = Event(
+        3.0, "guardrail.crossed", "runner", {"reason": "canary error ratio 80% over the last 30 s"}
+    )
     result = grade(_record(status="interrupted", events=(crossed,)), SCENARIO)
     assert result.verdict is Verdict.FAIL
     assert any("guardrail" in r and "80%" in r for r in result.reasons)

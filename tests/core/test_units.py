@@ -45,7 +45,12 @@ def test_rates_sizes_frequencies_counts() -> None:
 
 @pytest.mark.parametrize(
     ("measure", "unit"),
-    [("failover_seconds", "seconds"), ("error_ratio", "ratio"), ("lost_writes_count", "count"), ("foo", None)],
+    [
+        ("failover_seconds", "seconds"),
+        ("error_ratio", "ratio"),
+        ("lost_writes_count", "count"),
+        ("foo", None),
+    ],
 )
 def test_unit_of_measure(measure, unit) -> None:
     assert units.unit_of_measure(measure) == unit
