@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.stats import mannwhitneyu
 
 from harness.model import Grade, RunRecord
 
@@ -87,6 +86,8 @@ def _measure_regressions(
     varied = np.ptp(windows, axis=1) > 0
     p_values = np.ones(len(windows))
     if varied.any():
+        from scipy.stats import mannwhitneyu  # scipy.stats costs ~0.4 s to import: only when needed
+
         p_values[varied] = mannwhitneyu(
             recent[varied], baseline[varied], alternative="greater", axis=1
         ).pvalue
