@@ -451,7 +451,7 @@ def _run_against(
     context.progress(f"running {experiment.get('title', experiment_path.name)}")
     try:
         chaos_logger = logging.getLogger("chaostoolkit")
-        chaos_logger.setLevel(logging.WARNING)
+        chaos_logger.setLevel(logging.ERROR)
         chaos_logger.addFilter(redacting)
         # chaoslib's extra vars only override keys the experiment declares: merge instead.
         merged = {**experiment, "configuration": {**experiment.get("configuration", {}), **configuration}}
