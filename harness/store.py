@@ -396,6 +396,7 @@ def write_text_atomic(path: str | Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp makes 0600; reports and records are shared artifacts
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import click
 import typer
@@ -37,3 +39,20 @@ def mount_groups(app: typer.Typer) -> None:
 
     app.add_typer(proxy_app, name="proxy", help="Run the Toxiproxy-compatible fault proxy.")
     app.add_typer(sandbox_app, name="sandbox", help="Start, inspect and stop the local multi-region sandbox.")
+
+
+# Options shared by the commands that run experiments.
+ScenarioOption = Annotated[
+    str, typer.Option("--scenario", "-s", help="Target profile: a path or a name in scenarios/.")
+]
+OutOption = Annotated[Path, typer.Option("--out", help="Report folder; each run writes DIR/<run-id>/.")]
+EndpointsOption = Annotated[
+    Path | None, typer.Option(help="endpoints.json of a running target; default: start a sandbox.")
+]
+StoreOption = Annotated[str | None, typer.Option("--store", envvar="HARNESS_STORE", help="History URL.")]
+AllowProductionOption = Annotated[bool, typer.Option(help="Allow faults on production targets.")]
+CadenceOption = Annotated[
+    list[str] | None,
+    typer.Option(help="daily (default), weekly, biweekly, monthly or quarterly; repeat for several."),
+]
+AllOption = Annotated[bool, typer.Option("--all", help="Every experiment of the scenario.")]

@@ -13,17 +13,17 @@ from harness import loading, report, runner, scoring
 from harness.cli._common import (
     EXIT_BAD_INPUT,
     EXIT_PASS,
+    AllowProductionOption,
+    EndpointsOption,
+    OutOption,
+    ScenarioOption,
+    StoreOption,
     console,
     fail,
     progress,
 )
 from harness.errors import ConfigError
 from harness.model import Grade, RunRecord
-
-OutOption = Annotated[Path, typer.Option("--out", help="Report folder; each run writes DIR/<run-id>/.")]
-ScenarioOption = Annotated[
-    str, typer.Option("--scenario", "-s", help="Target profile: a path or a name in scenarios/.")
-]
 
 
 def register(app: typer.Typer) -> None:
@@ -60,13 +60,9 @@ def run(
     experiment: Annotated[Path, typer.Argument(help="Experiment file (YAML or JSON).")],
     scenario: ScenarioOption,
     out: OutOption = Path("reports"),
-    endpoints: Annotated[
-        Path | None, typer.Option(help="endpoints.json of a running target; default: start a sandbox.")
-    ] = None,
-    store_url: Annotated[
-        str | None, typer.Option("--store", envvar="HARNESS_STORE", help="History URL.")
-    ] = None,
-    allow_production: Annotated[bool, typer.Option(help="Allow faults on production targets.")] = False,
+    endpoints: EndpointsOption = None,
+    store_url: StoreOption = None,
+    allow_production: AllowProductionOption = False,
 ) -> int:
     """Run one experiment against the scenario's target, grade it and write the report."""
     profile = loading.load_scenario(scenario)

@@ -15,6 +15,15 @@ from typing import Annotated
 import typer
 
 from harness import loading, report, scoring, suite
+from harness.cli._common import (
+    AllOption,
+    AllowProductionOption,
+    CadenceOption,
+    EndpointsOption,
+    OutOption,
+    ScenarioOption,
+    StoreOption,
+)
 from harness.cli.core import load_endpoints
 from harness.cli.suite import run_and_report
 from harness.errors import ConfigError
@@ -42,9 +51,7 @@ def _default_output(scenario_name: str, filename: str) -> Path:
 
 
 def gate(
-    scenario: Annotated[
-        str, typer.Option("--scenario", "-s", help="Target profile: a path or a name in scenarios/.")
-    ],
+    scenario: ScenarioOption,
     from_runs: Annotated[
         list[Path] | None,
         typer.Option("--from-runs", help="Grade this run.json (repeat the option for several); offline."),
@@ -58,19 +65,12 @@ def gate(
     summary: Annotated[
         Path | None, typer.Option(help="Markdown summary output; default reports/gate/<scenario>/summary.md.")
     ] = None,
-    cadence: Annotated[
-        list[str] | None,
-        typer.Option(help="Experiments of this cadence (default daily); repeat for several."),
-    ] = None,
-    run_all: Annotated[bool, typer.Option("--all", help="Every experiment of the scenario.")] = False,
-    out: Annotated[Path, typer.Option("--out", help="Report folder for the runs.")] = Path("reports"),
-    endpoints: Annotated[
-        Path | None, typer.Option(help="endpoints.json of a running target; default: start a sandbox.")
-    ] = None,
-    store_url: Annotated[
-        str | None, typer.Option("--store", envvar="HARNESS_STORE", help="History URL.")
-    ] = None,
-    allow_production: Annotated[bool, typer.Option(help="Allow faults on production targets.")] = False,
+    cadence: CadenceOption = None,
+    run_all: AllOption = False,
+    out: OutOption = Path("reports"),
+    endpoints: EndpointsOption = None,
+    store_url: StoreOption = None,
+    allow_production: AllowProductionOption = False,
 ) -> None:
     """Gate a release on the scenario's targets: exit 0 pass, 1 target missed, 3 unknown.
 

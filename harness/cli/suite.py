@@ -4,14 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from harness import ledger, loading, locking, report, store, suite
-from harness.cli._common import console, progress
-from harness.cli.core import ScenarioOption, load_endpoints
+from harness.cli._common import (
+    AllOption,
+    AllowProductionOption,
+    CadenceOption,
+    EndpointsOption,
+    OutOption,
+    ScenarioOption,
+    StoreOption,
+    console,
+    progress,
+)
+from harness.cli.core import load_endpoints
 from harness.model import ExperimentRef, Grade, RunRecord, Scenario, Verdict
 from harness.units import format_quantity
 
@@ -28,19 +38,12 @@ def register(app: typer.Typer) -> None:
 
 def run_suite(
     scenario: ScenarioOption,
-    cadence: Annotated[
-        list[str] | None,
-        typer.Option(help="daily (default), weekly, biweekly, monthly or quarterly; repeat for several."),
-    ] = None,
-    run_all: Annotated[bool, typer.Option("--all", help="Every experiment of the scenario.")] = False,
-    out: Annotated[Path, typer.Option("--out", help="Report folder.")] = Path("reports"),
-    endpoints: Annotated[
-        Path | None, typer.Option(help="endpoints.json of a running target; default: start a sandbox.")
-    ] = None,
-    store_url: Annotated[
-        str | None, typer.Option("--store", envvar="HARNESS_STORE", help="History URL.")
-    ] = None,
-    allow_production: Annotated[bool, typer.Option(help="Allow faults on production targets.")] = False,
+    cadence: CadenceOption = None,
+    run_all: AllOption = False,
+    out: OutOption = Path("reports"),
+    endpoints: EndpointsOption = None,
+    store_url: StoreOption = None,
+    allow_production: AllowProductionOption = False,
 ) -> None:
     """Bring the target up, run the selected experiments one after another, grade, report, bring it down."""
     profile = loading.load_scenario(scenario)

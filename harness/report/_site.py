@@ -18,9 +18,7 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import json
-import os
 import re
-import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -40,6 +38,7 @@ from harness.report._view import (
     sort_history,
     system_page_name,
 )
+from harness.store import write_text_atomic
 
 # A run id names its folder: one path component, not hidden, not the systems folder.
 _RUN_ID = re.compile(r"^[^./\\\x00][^/\\\x00]*$")
@@ -153,10 +152,10 @@ def _write_run_files(record: RunRecord, grade: Grade, out_dir: Path) -> RunRepor
         site_index=out_dir / "index.html",
     )
     document = {"record": record.to_dict(), "grade": grade.to_dict()}
-    _write_atomic(paths.run_json, json.dumps(document, indent=1, ensure_ascii=False, default=str) + "\n")
-    _write_atomic(paths.junit_xml, render_junit([grade]))
-    _write_atomic(paths.summary_md, render_summary([grade]))
-    _write_atomic(paths.html, render_run_html(build_run_view(record, grade)))
+    write_text_atomic(paths.run_json, json.dumps(document, indent=1, ensure_ascii=False, default=str) + "\n")
+    write_text_atomic(paths.junit_xml, render_junit([grade]))
+    write_text_atomic(paths.summary_md, render_summary([grade]))
+    write_text_atomic(paths.html, render_run_html(build_run_view(record, grade)))
     return paths
 
 
@@ -169,8 +168,8 @@ def _write_pages(out_dir: Path, runs: History, scenarios: set[str]) -> None:
     (out_dir / "systems").mkdir(exist_ok=True)
     for scenario in scenarios:
         view = build_system_view(histories[scenario], rendered)
-        _write_atomic(out_dir / "systems" / system_page_name(scenario), render_system_html(view))
-    _write_atomic(out_dir / "index.html", render_index_html(build_index_view(histories, rendered)))
+        write_text_atomic(out_dir / "systems" / system_page_name(scenario), render_system_html(view))
+    write_text_atomic(out_dir / "index.html", render_index_html(build_index_view(histories, rendered)))
 
 
 def _merge_manifest(out_dir: Path, runs: History) -> list[tuple[RunRecord, Grade]]:
@@ -180,7 +179,7 @@ def _merge_manifest(out_dir: Path, runs: History) -> list[tuple[RunRecord, Grade
         known[record.run_id] = (_light(record), grade)
     entries = [{"record": record.to_dict(), "grade": grade.to_dict()} for record, grade in known.values()]
     document = {"schema_version": _MANIFEST_VERSION, "runs": entries}
-    _write_atomic(out_dir / "index.json", json.dumps(document, ensure_ascii=False, default=str) + "\n")
+    write_text_atomic(out_dir / "index.json", json.dumps(document, ensure_ascii=False, default=str) + "\n")
     return list(known.values())
 
 
@@ -217,18 +216,3 @@ def _locked(out_dir: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename it over `path`."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
