@@ -171,5 +171,9 @@ class PatroniWatcher:
                 self._record("patroni.leader-lost", {"old_primary": last_leader})
             elif leader is not None:
                 if last_leader is not None and leader != last_leader:
+                    if not leaderless:  # the leaderless moment fell between two polls
+                        self._record(
+                            "patroni.leader-lost", {"old_primary": last_leader, "between_polls": True}
+                        )
                     self._record("patroni.promoted", {"old_primary": last_leader, "new_primary": leader})
                 last_leader, leaderless = leader, False

@@ -87,3 +87,17 @@ def test_detection_and_promotion_from_patroni_events() -> None:
     )
     assert measures.detection_seconds(record).value == pytest.approx(19.5)
     assert measures.promotion_seconds(record).value == pytest.approx(0.5)
+
+
+def test_patroni_watcher_infers_the_leader_lost_between_two_polls(httpserver: HTTPServer) -> None:
+    states = iter([_cluster("pg-a")] * 4 + [_cluster("pg-b")] * 100)
+    httpserver.expect_request("/cluster").respond_with_handler(
+        lambda request: Response(next(states), content_type="application/json")
+    )
+    watcher = PatroniWatcher([httpserver.url_for("/")], poll_seconds=0.02, max_duration_seconds=10).start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(watcher.events()) < 2:
+        time.sleep(0.02)
+    lost, promoted = watcher.stop()
+    assert (lost["kind"], promoted["kind"]) == ("patroni.leader-lost", "patroni.promoted")
+    assert lost["detail"]["between_polls"] is True
