@@ -7,6 +7,13 @@ service in its ``to`` region through it. The proxy's upstream stream carries tra
 
 The API is spoken with plain HTTP and a timeout on every call: ``toxiproxy-python`` keeps its
 server address in class attributes shared by the whole process and sets no timeouts.
+
+A proxy that refuses or delays proves the proxy, not the path. For a Redis link whose
+``from`` region's server replicates from the ``to`` region's, each action also checks that
+the replica's replication connection really ends at the proxy (its master client's peer
+address in CLIENT LIST) and, for a partition both ways, that the replica reports
+``master_link_status:down`` within a few seconds. A replica that reaches its primary past
+the proxy (e.g. Sentinel reconfigured it) leaves the effect unproven, saying so.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import redis
 
 from harness import ledger
 from harness.errors import ConfigError, EnvironmentProblem
@@ -56,7 +65,8 @@ def partition_regions(
     target = f"{a}->{b}" if one_way else _pair(a, b)
     fault_id = _record(configuration, "partition_regions", target, "heal_regions", a, b, url, proxies)
     at = time.monotonic()
-    proofs = []
+    paths = _replication_paths(configuration, links)
+    proofs = [(routed, text) for _, routed, text in paths]
     for link in links:
         proxy = link["proxy"]
         if one_way:
@@ -75,6 +85,8 @@ def partition_regions(
             refused = _refuses(_listen(url, proxy))
             seen = "connections refused" if refused else "still accepts connections"
             proofs.append((refused, f"{proxy}: disabled, {seen}"))
+    if not one_way:
+        proofs += [_link_goes_down(path) for path, routed, _ in paths if routed]
     return _finish(configuration, fault_id, proofs, at, a=a, b=b, one_way=one_way, proxies=proxies)
 
 
@@ -107,7 +119,7 @@ def add_latency(
     proxies = [link["proxy"] for link in links]
     fault_id = _record(configuration, "add_latency", _pair(a, b), "remove_latency", a, b, url, proxies)
     at = time.monotonic()
-    proofs = []
+    proofs = [(routed, text) for _, routed, text in _replication_paths(configuration, links)]
     for link in links:
         proxy = link["proxy"]
         for stream in _STREAMS:
@@ -182,7 +194,7 @@ def degrade_link(
     proxies = [link["proxy"] for link in links]
     fault_id = _record(configuration, "degrade_link", _pair(a, b), "restore_link", a, b, url, proxies)
     at = time.monotonic()
-    proofs = []
+    proofs = [(routed, text) for _, routed, text in _replication_paths(configuration, links)]
     for proxy in proxies:
         for type_, attributes in wanted.items():
             for stream in _STREAMS:
@@ -415,3 +427,83 @@ def _round_trip_seconds(address: tuple[str, int], service: str, timeout_seconds:
             return time.monotonic() - sent
     except OSError:
         return None
+
+
+# ---------------------------------------------------------------- replication paths
+
+
+def _redis_address(configuration: Mapping[str, Any] | None, region: str) -> tuple[str, int] | None:
+    url = ((configuration or {}).get("regions") or {}).get(region, {}).get("redis_url")
+    if not url:
+        return None
+    parts = urllib.parse.urlsplit(url)
+    return (parts.hostname or "127.0.0.1"), (parts.port or 6379)
+
+
+def _redis(address: tuple[str, int]) -> redis.Redis:
+    return redis.Redis(
+        host=address[0], port=address[1], socket_timeout=1, socket_connect_timeout=1, decode_responses=True
+    )
+
+
+def _replication_paths(
+    configuration: Mapping[str, Any] | None, links: Sequence[Mapping[str, Any]]
+) -> list[tuple[tuple[str, tuple[str, int]], bool, str]]:
+    """For each Redis link whose `from` server replicates from its `to` server: that replica, whether
+    its replication connection ends at the link's proxy, and a sentence saying which way it goes.
+
+    Links that carry no replication now (or whose servers the configuration does not name) are left out.
+    """
+    paths = []
+    for link in links:
+        if link.get("service") != "redis" or not link.get("listen"):
+            continue
+        replica, upstream = (
+            _redis_address(configuration, link["from"]),
+            _redis_address(configuration, link["to"]),
+        )
+        if replica is None or upstream is None:
+            continue
+        listen = str(link["listen"])
+        try:
+            with _redis(replica) as client:
+                info = client.info("replication")
+                peers = [c["addr"] for c in client.client_list() if "M" in c.get("flags", "")]
+        except (redis.RedisError, OSError):
+            continue
+        told = f"{info.get('master_host')}:{info.get('master_port')}"
+        if info.get("role") != "slave" or told not in (f"{upstream[0]}:{upstream[1]}", listen):
+            continue
+        who = f"{link['from']} replica"
+        if not peers:
+            routed, text = (
+                False,
+                f"{who}: not connected to {told}, replication through {link['proxy']} unseen",
+            )
+        elif peers[0] == listen:
+            routed, text = True, f"{who} replicates from {told} through proxy {link['proxy']} ({listen})"
+        else:
+            routed = False
+            text = (
+                f"{who} replicates from {peers[0]} directly (Sentinel reconfigured it), "
+                f"not through proxy {link['proxy']} ({listen})"
+            )
+        paths.append(((link["from"], replica), routed, text))
+    return paths
+
+
+def _link_goes_down(path: tuple[str, tuple[str, int]], within_seconds: float = 5.0) -> tuple[bool, str]:
+    """Whether the region's replica reports its link to the primary down within `within_seconds`."""
+    region, address = path
+    started = time.monotonic()
+    status = "unknown"
+    while time.monotonic() - started < within_seconds:
+        try:
+            with _redis(address) as client:
+                status = client.info("replication").get("master_link_status", "none")
+        except (redis.RedisError, OSError) as error:
+            status = f"unreachable ({error})"
+        if status == "down":
+            return True, f"{region} replica: master_link_status down after {time.monotonic() - started:.1f} s"
+        time.sleep(0.05)
+    return False, f"{region} replica: master_link_status still {status} after {within_seconds:g} s"

@@ -9,8 +9,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from harness.canary import writable_dsn
 from harness.errors import EnvironmentProblem
-from harness.sandbox import postgres
+from harness.sandbox import postgres, proxy
 from harness.sandbox.components import HOST, Component, spawn
 from harness.sandbox.ports import ensure_free
 from harness.sandbox.redis import MASTER_NAME
@@ -23,15 +24,21 @@ def _arguments(plan: Plan, region: str) -> list[str]:
     arguments = ["--redis-url", f"redis://{HOST}:{ports[f'redis-{region}']}/0", "--master-name", MASTER_NAME]
     sentinels = [f"{HOST}:{ports[name]}" for name in ports if name.startswith("sentinel-")]
     arguments += ["--sentinels", ",".join(sentinels)]
-    if through_proxy:
-        arguments += [
-            "--redis-route",
-            f"{HOST}:{ports[f'redis-{plan.primary}']}={HOST}:{ports[f'{region}-redis']}",
-        ]
+    if plan.has("proxy"):
+        # Whichever server Sentinel names primary, a write from another region crosses the proxy.
+        for server_port, route_port in proxy.redis_routes(plan, region).items():
+            arguments += ["--redis-route", f"{HOST}:{server_port}={HOST}:{route_port}"]
     if f"postgres-{region}" in ports:
         primary_port = ports[f"{region}-postgres"] if through_proxy else ports[f"postgres-{plan.primary}"]
+        # After a failover the primary is another region's server: libpq tries each in turn for the
+        # one that takes writes. The original primary is reached only through this region's route,
+        # so a partition of that route is not bypassed.
+        others = [ports[f"postgres-{r}"] for r in plan.regions if r != plan.primary]
         arguments += ["--postgres-dsn", postgres.dsn(ports[f"postgres-{region}"])]
-        arguments += ["--postgres-primary-dsn", postgres.dsn(primary_port)]
+        arguments += [
+            "--postgres-primary-dsn",
+            writable_dsn([postgres.dsn(p) for p in [primary_port, *others]]),
+        ]
     return arguments
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from harness.errors import EnvironmentProblem
 from harness.model import Scenario
-from harness.sandbox import api, monitoring, patroni, proxy
+from harness.sandbox import api, monitoring, patroni, proxy, redirect
 from harness.sandbox import components as procs
 from harness.sandbox import postgres as pg
 from harness.sandbox import redis as redis_servers
@@ -129,13 +129,13 @@ def _endpoints(directory: Path, scenario: Scenario, wanted: Plan) -> dict[str, A
     if wanted.has("proxy"):
         endpoints["faultproxy_url"] = f"http://{procs.HOST}:{ports['faultproxy']}"
         endpoints["links"] = {
-            f"{route['region']}/{route['service']}": {
+            _link_key(route, wanted.primary): {
                 "proxy": name,
                 "from": route["region"],
-                "to": wanted.primary,
+                "to": route["to"],
                 "service": route["service"],
                 "listen": f"{procs.HOST}:{ports[name]}",
-                "latency_seconds": wanted.latency_seconds.get(route["region"], 0.0),
+                "latency_seconds": wanted.latency_between(route["region"], route["to"]),
             }
             for name, route in proxy.routes(wanted).items()
         }
@@ -145,21 +145,38 @@ def _endpoints(directory: Path, scenario: Scenario, wanted: Plan) -> dict[str, A
     return endpoints
 
 
+def _link_key(route: Mapping[str, str], primary: str) -> str:
+    """``<from>/<service>`` for a route to the primary, ``<from>/<service>/<to>`` for the others."""
+    key = f"{route['region']}/{route['service']}"
+    return key if route["to"] == primary else f"{key}/{route['to']}"
+
+
 class _Starter:
     """Starts one plan's components in parallel stages; `say` reports each ready component."""
 
     def __init__(self, directory: Path, scenario: Scenario, wanted: Plan, say: Callable[[str], None]) -> None:
         self.directory, self.scenario, self.plan, self.say = directory, scenario, wanted, say
         self.pool = ThreadPoolExecutor(max_workers=8)
+        routed = wanted.has("proxy") and wanted.has("redis")
+        self.redirect_library = redirect.build(directory / "redirect") if routed else None
 
     def ready(self, component: procs.Component, what: str = "") -> None:
         self.say(f"{component.name}: {what or component.kind} on {procs.HOST}:{component.port}")
 
     def upstream(self, region: str, service: str) -> int:
-        """The port a secondary region reaches the primary's `service` on: its proxy route, or direct."""
-        if self.plan.has("proxy"):
+        """The port a secondary region reaches the primary's `service` on: its proxy route, or direct.
+
+        Redis servers dial the primary's own port when the redirect library routes them.
+        """
+        redirected = service == "redis" and self.redirect_library is not None
+        if self.plan.has("proxy") and not redirected:
             return self.plan.ports[f"{region}-{service}"]
         return self.plan.ports[f"{service}-{self.plan.primary}"]
+
+    def redis_environment(self, region: str) -> dict[str, str]:
+        if self.redirect_library is None:
+            return {}
+        return redirect.environment(self.redirect_library, proxy.redis_routes(self.plan, region))
 
     def proxy(self) -> None:
         component = proxy.start(self.directory, self.plan)
@@ -171,7 +188,10 @@ class _Starter:
         if proxy_ready is not None:
             proxy_ready.result()
         upstream = {region: self.upstream(region, "redis") for region in self.plan.secondaries}
-        replicas = redis_servers.start_servers(self.directory, self.plan, self.plan.secondaries, upstream)
+        environments = {region: self.redis_environment(region) for region in self.plan.secondaries}
+        replicas = redis_servers.start_servers(
+            self.directory, self.plan, self.plan.secondaries, upstream, environments
+        )
         servers = [primary, *replicas]
         redis_servers.wait_until_replicating(servers)
         for server in servers:
@@ -229,7 +249,10 @@ class _Starter:
             )
             work = [proxy_ready] if proxy_ready is not None else []
             if self.plan.has("redis"):
-                primary = redis_servers.start_servers(self.directory, self.plan, (self.plan.primary,), {})[0]
+                environment = {self.plan.primary: self.redis_environment(self.plan.primary)}
+                primary = redis_servers.start_servers(
+                    self.directory, self.plan, (self.plan.primary,), {}, environment
+                )[0]
                 work.append(self.pool.submit(self.redis, primary, proxy_ready))
             if self.plan.has("patroni"):
                 work.append(self.pool.submit(self.patroni))

@@ -1,10 +1,14 @@
-"""The cross-region links: one fault-proxy route per (secondary region, service) to the primary.
+"""The cross-region links: fault-proxy routes from each region to the servers of the others.
 
 A route named ``<region>-<service>`` (``eu-west-1-redis``) listens on its own port and
 forwards to the primary region's server; the secondary region's replica, standby and API
-connect to the primary through it. The scenario's link latency is one-way, so each route
-gets a latency toxic of that value on both streams: a request and its answer cross the
-link once each, adding twice the one-way latency to a round trip, as between real regions.
+connect to the primary through it. Redis also gets ``<from>-redis-<to>`` routes to every
+other region's server (topology.redis_mesh), which carry replication and writes once a
+Sentinel failover has moved the primary (see harness.sandbox.redirect).
+
+The scenario's link latency is one-way, so each route gets a latency toxic of that value on
+both streams: a request and its answer cross the link once each, adding twice the one-way
+latency to a round trip, as between real regions.
 """
 
 from __future__ import annotations
@@ -18,20 +22,36 @@ from pathlib import Path
 from harness.errors import EnvironmentProblem
 from harness.sandbox.components import HOST, Component, spawn
 from harness.sandbox.ports import ensure_free
-from harness.sandbox.topology import Plan, proxied_services
+from harness.sandbox.topology import Plan, proxied_services, redis_mesh
 
 
 def routes(plan: Plan) -> dict[str, dict[str, str]]:
-    """Every route the plan needs: name → {region, service, upstream (the primary's port name)}."""
-    services = proxied_services(plan)
-    return {
+    """Every route the plan needs: name → {region, to, service, upstream (the server's port name)}.
+
+    Routes to the primary come first, in region order.
+    """
+    found = {
         f"{region}-{service}": {
             "region": region,
+            "to": plan.primary,
             "service": service,
             "upstream": f"{service}-{plan.primary}",
         }
         for region in plan.secondaries
-        for service in services
+        for service in proxied_services(plan)
+    }
+    if plan.has("redis"):
+        for name, (source, target) in redis_mesh(plan).items():
+            found[name] = {"region": source, "to": target, "service": "redis", "upstream": f"redis-{target}"}
+    return found
+
+
+def redis_routes(plan: Plan, region: str) -> dict[int, int]:
+    """How `region` reaches every other region's Redis: server port → route port."""
+    return {
+        plan.ports[route["upstream"]]: plan.ports[name]
+        for name, route in routes(plan).items()
+        if route["service"] == "redis" and route["region"] == region
     }
 
 
@@ -90,7 +110,7 @@ def _post(url: str, body: dict) -> None:
 def add_latency(proxy: Component, plan: Plan) -> None:
     """Give every route its link's one-way latency on both streams (routes without a link get none)."""
     for name, route in routes(plan).items():
-        latency_ms = round(plan.latency_seconds.get(route["region"], 0.0) * 1000)
+        latency_ms = round(plan.latency_between(route["region"], route["to"]) * 1000)
         if latency_ms == 0:
             continue
         for stream in ("upstream", "downstream"):

@@ -20,6 +20,8 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
+from harness.errors import EnvironmentProblem
+
 PORTS_VARIABLE = "HARNESS_REDIRECT_PORTS"
 
 _SOURCE = r"""
@@ -85,7 +87,9 @@ def build(directory: Path) -> Path | None:
         text=True,
         timeout=60,
     )
-    return library if result.returncode == 0 else None
+    if result.returncode != 0:
+        raise EnvironmentProblem(f"{compiler} could not build {library}: {result.stderr.strip()[-300:]}")
+    return library
 
 
 def environment(library: Path, routes: Mapping[int, int]) -> dict[str, str]:

@@ -6,9 +6,10 @@ told its own id and its peers and replicas up front, so a failover can be electe
 first second instead of after the usual discovery rounds.
 
 Sentinels talk to the servers directly, not through the fault proxy: a partition cuts
-replication and the APIs' writes, not Sentinel's view. After a failover Sentinel points the
-replicas at the new primary directly, so the cross-region latency of the proxies no longer
-applies to replication until the sandbox is rebuilt.
+replication and the APIs' writes, not Sentinel's view. Replicas are told the primary's own
+address, the one Sentinel knows, so Sentinel never "fixes" them; each server's connections
+to other regions' servers cross its region's proxy routes by harness.sandbox.redirect, which
+keeps holding after a failover.
 """
 
 from __future__ import annotations
@@ -52,9 +53,16 @@ def _server_config(port: int, workdir: Path, upstream_port: int | None) -> str:
 
 
 def start_servers(
-    directory: Path, plan: Plan, regions: tuple[str, ...], upstream_ports: Mapping[str, int]
+    directory: Path,
+    plan: Plan,
+    regions: tuple[str, ...],
+    upstream_ports: Mapping[str, int],
+    environments: Mapping[str, Mapping[str, str]],
 ) -> list[Component]:
-    """Start the Redis servers of `regions`: the primary, or replicas of `upstream_ports[region]`."""
+    """Start the Redis servers of `regions`: the primary, or replicas of `upstream_ports[region]`.
+
+    `environments[region]` is added to that server's environment (the redirect to its routes).
+    """
     started = []
     for region in regions:
         name = f"redis-{region}"
@@ -75,6 +83,7 @@ def start_servers(
                 role=role,
                 port=port,
                 command=(SERVER_BINARY, str(config)),
+                env=environments.get(region, {}),
                 cwd=workdir,
             )
         )

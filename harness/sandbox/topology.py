@@ -31,6 +31,11 @@ class Plan:
     sentinel_regions: tuple[str, ...]  # region of sentinel-1, sentinel-2, ...
     kinds: frozenset[str]
     ports: Mapping[str, int] = field(default_factory=dict)  # component name → port
+    pair_latency_seconds: Mapping[frozenset[str], float] = field(default_factory=dict)  # any two regions
+
+    def latency_between(self, a: str, b: str) -> float:
+        """One-way latency of the scenario's link between two sandbox regions; 0 without one."""
+        return self.pair_latency_seconds.get(frozenset((a, b)), 0.0)
 
     @property
     def secondaries(self) -> tuple[str, ...]:
@@ -63,11 +68,12 @@ def _check_regions(scenario: Scenario) -> tuple[str, ...]:
     return (first, *[name for name in local if name != first])
 
 
-def _check_links(scenario: Scenario, primary: str) -> dict[str, float]:
+def _check_links(scenario: Scenario) -> dict[frozenset[str], float]:
+    """Every link between two sandbox regions: {a, b} → one-way latency."""
     where = scenario.path or scenario.name
     names = {r.name for r in scenario.regions}
     local = {r.name for r in scenario.regions if r.in_sandbox}
-    latency: dict[str, float] = {}
+    latency: dict[frozenset[str], float] = {}
     pairs: set[frozenset[str]] = set()
     for index, link in enumerate(scenario.links):
         for position, region in enumerate((link.a, link.b)):
@@ -93,9 +99,8 @@ def _check_links(scenario: Scenario, primary: str) -> dict[str, float]:
                 f"links.{index}.latency",
                 f"expected a non-negative duration, got {link.latency_seconds!r} s",
             )
-        if primary in pair and pair <= local:
-            (other,) = pair - {primary}
-            latency[other] = link.latency_seconds
+        if pair <= local:
+            latency[pair] = link.latency_seconds
     return latency
 
 
@@ -183,7 +188,23 @@ def port_names(plan: Plan) -> list[str]:
         names += ["etcd-peer", *[f"postgres-{r}" for r in plan.regions]]
     if plan.has("proxy"):
         names += [f"{r}-{s}" for r in plan.secondaries for s in proxied_services(plan)]
+        if plan.has("redis"):
+            names += list(redis_mesh(plan))
     return names
+
+
+def redis_mesh(plan: Plan) -> dict[str, tuple[str, str]]:
+    """Redis routes between regions beyond those to the primary: name → (from, to).
+
+    After a Sentinel failover any server may be the primary, so every region gets a route to
+    every other region's Redis, named ``<from>-redis-<to>`` (``<from>-redis`` is to the primary).
+    """
+    return {
+        f"{source}-redis-{target}": (source, target)
+        for source in plan.regions
+        for target in plan.secondaries
+        if source != target
+    }
 
 
 def proxied_services(plan: Plan) -> list[str]:
@@ -198,7 +219,9 @@ def plan(scenario: Scenario, components: Collection[str] | None = None) -> Plan:
     """Check the scenario's topology and fix every component and port; ConfigError on bad input."""
     where = scenario.path or scenario.name
     regions = _check_regions(scenario)
-    latency = _check_links(scenario, regions[0])
+    pair_latency = _check_links(scenario)
+    to_primary = {r: frozenset((regions[0], r)) for r in regions[1:]}
+    latency = {r: pair_latency[pair] for r, pair in to_primary.items() if pair in pair_latency}
     _check_settings(scenario)
     if components is None:
         kinds = default_kinds(scenario)
@@ -218,4 +241,4 @@ def plan(scenario: Scenario, components: Collection[str] | None = None) -> Plan:
             )
     drawn = iter(free.free_ports(len(names) - len(pinned), avoid=set(pinned.values())))
     assigned = {name: pinned[name] if name in pinned else next(drawn) for name in names}
-    return Plan(scenario.name, regions[0], regions, latency, sentinel_regions, kinds, assigned)
+    return Plan(scenario.name, regions[0], regions, latency, sentinel_regions, kinds, assigned, pair_latency)

@@ -6,6 +6,8 @@ import json
 import socket
 import time
 import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +25,8 @@ from actions.network import (
 )
 from harness import ledger
 from harness.errors import ConfigError
+from harness.sandbox import down, stop_component, up
+from harness.sandbox.examples import example_scenario
 
 SECONDARY, PRIMARY = "eu-west-1", "us-east-1"
 
@@ -160,3 +164,112 @@ def test_bad_input_names_the_field(linked_configuration: dict[str, Any]) -> None
     with pytest.raises(ConfigError, match="arguments:degrade_link"):
         degrade_link(SECONDARY, PRIMARY, configuration=linked_configuration)
     assert _open(linked_configuration) == []
+
+
+# ---------------------------------------------------------------- is the replication path the proxy?
+
+
+@pytest.fixture
+def routed_configuration(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """A Redis sandbox whose replicas replicate through its own fault proxy's routes."""
+    directory = tmp_path / "routed"
+    try:
+        sandbox = up(example_scenario(3), directory, components={"redis", "proxy"})
+        yield {**sandbox.endpoints, "harness_state_dir": str(tmp_path / "state"), "run_id": "test-run"}
+    finally:
+        down(directory)
+
+
+def _server(configuration: dict[str, Any], region: str) -> redis.Redis:
+    return redis.Redis.from_url(
+        configuration["regions"][region]["redis_url"], socket_timeout=2, decode_responses=True
+    )
+
+
+def _link_status(configuration: dict[str, Any], region: str) -> str:
+    with _server(configuration, region) as server:
+        return server.info("replication")["master_link_status"]
+
+
+def _wait_for(check: Any, timeout_seconds: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout_seconds
+    while not (result := check()):
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+    return result
+
+
+def test_partition_proves_the_replica_loses_its_primary(routed_configuration: dict[str, Any]) -> None:
+    result = partition_regions(SECONDARY, PRIMARY, configuration=routed_configuration)
+    assert result["effect_proven"] is True, result["evidence"]
+    assert f"{SECONDARY} replica replicates from" in result["evidence"]
+    assert f"through proxy {SECONDARY}-redis" in result["evidence"]
+    assert f"{SECONDARY} replica: master_link_status down" in result["evidence"]
+    heal_regions(SECONDARY, PRIMARY, configuration=routed_configuration)
+    _wait_for(lambda: _link_status(routed_configuration, SECONDARY) == "up")
+
+
+def test_replication_carries_added_latency(routed_configuration: dict[str, Any]) -> None:
+    def replication_seconds(key: str) -> float:
+        with (
+            _server(routed_configuration, PRIMARY) as primary,
+            _server(routed_configuration, SECONDARY) as replica,
+        ):
+            started = time.monotonic()
+            primary.set(key, "1")
+            _wait_for(lambda: replica.get(key) == "1", 5)
+            return time.monotonic() - started
+
+    result = add_latency(SECONDARY, PRIMARY, latency_ms=150, configuration=routed_configuration)
+    assert result["effect_proven"] is True, result["evidence"]
+    assert f"through proxy {SECONDARY}-redis" in result["evidence"]
+    assert replication_seconds("slow") >= 0.14  # the write crosses the link once
+    remove_latency(SECONDARY, PRIMARY, configuration=routed_configuration)
+    assert replication_seconds("fast") < 0.14
+
+
+def test_after_a_failover_replication_still_crosses_the_proxies(routed_configuration: dict[str, Any]) -> None:
+    sentinel_host, _, sentinel_port = routed_configuration["redis_sentinels"][0].rpartition(":")
+    with redis.Redis(host=sentinel_host, port=int(sentinel_port), socket_timeout=2) as sentinel:
+        before = sentinel.sentinel_get_master_addr_by_name("harness")
+        stop_component(routed_configuration["sandbox_dir"], f"redis-{PRIMARY}")
+        after = _wait_for(
+            lambda: (found := sentinel.sentinel_get_master_addr_by_name("harness")) != before and found
+        )
+    ports = {
+        region: int(info["redis_url"].rsplit(":", 1)[1].split("/")[0])
+        for region, info in routed_configuration["regions"].items()
+    }
+    promoted = next(region for region, port in ports.items() if port == int(after[1]))
+    (replica,) = set(ports) - {PRIMARY, promoted}
+    _wait_for(lambda: _link_status(routed_configuration, replica) == "up")
+
+    result = partition_regions(replica, promoted, configuration=routed_configuration)
+    assert result["effect_proven"] is True, result["evidence"]
+    assert f"through proxy {replica}-redis-{promoted}" in result["evidence"]
+    heal_regions(replica, promoted, configuration=routed_configuration)
+
+
+def test_a_replica_past_the_proxy_leaves_the_effect_unproven(linked_configuration: dict[str, Any]) -> None:
+    # These proxies carry no replication: the sandbox's replicas reach the primary directly.
+    link = linked_configuration["links"][f"{SECONDARY}/redis"]
+    listen = "{}:{}".format(*_listen(linked_configuration))
+    links = {f"{SECONDARY}/redis": {**link, "listen": listen}}
+    configuration = {**linked_configuration, "links": links}
+    primary_url = configuration["regions"][PRIMARY]["redis_url"]
+    direct = primary_url.removeprefix("redis://").split("/")[0]
+
+    result = partition_regions(SECONDARY, PRIMARY, configuration=configuration)
+    assert result["effect_proven"] is False
+    assert (
+        f"{SECONDARY} replica replicates from {direct} directly (Sentinel reconfigured it), "
+        f"not through proxy {SECONDARY}-redis"
+    ) in result["evidence"]
+    assert _link_status(configuration, SECONDARY) == "up"
+    heal_regions(SECONDARY, PRIMARY, configuration=configuration)
+
+    assert (
+        add_latency(SECONDARY, PRIMARY, latency_ms=20, configuration=configuration)["effect_proven"] is False
+    )
+    remove_latency(SECONDARY, PRIMARY, configuration=configuration)
+    assert _open(configuration) == []
