@@ -59,13 +59,12 @@ def saturation_ratio(
     query: str | None = None,
     limit_ratio: float | None = None,
     window_seconds: float = 300.0,
+    measure: str = "cpu_saturation_ratio",
     configuration: Mapping[str, Any] | None = None,
 ) -> dict:
-    """Saturation (0..1, e.g. CPU share of one core) over the fault window; `limit_ratio` adds `within_limit`.
-
-    `within_limit` is None (unknown) when there is no value.
-    """
-    result = _instant("saturation_ratio", "ratio", query or SATURATION_QUERY, window_seconds, configuration)
+    """Saturation (0..1; by default the busiest process's CPU share of one core) over the fault
+    window, reported as `measure`; `limit_ratio` adds `within_limit` (None when there is no value)."""
+    result = _instant(measure, "ratio", query or SATURATION_QUERY, window_seconds, configuration)
     if limit_ratio is not None:
         value = result["value"]
         result["within_limit"] = None if value is None else value <= limit_ratio
