@@ -131,8 +131,8 @@ def test_slo_error_ratio_over_the_fault_window(full: dict[str, Any]) -> None:
 
 def test_saturation_and_burn_rates(full: dict[str, Any]) -> None:
     cpu = "max(rate(process_cpu_seconds_total[{window}]))"
-    assert _eventually(lambda: saturation_ratio(cpu, 0.85, 60, full)["value"] is not None)
-    output = saturation_ratio(cpu, 0.85, 60, full)
+    assert _eventually(lambda: saturation_ratio(cpu, 0.85, 60, configuration=full)["value"] is not None)
+    output = saturation_ratio(cpu, 0.85, 60, configuration=full)
     assert 0 <= output["value"] < 2 and output["within_limit"] in (True, False)
     rates = burn_rates(0.999, ["1m", "5m"], configuration=full)
     assert [m["name"] for m in rates["measurements"]] == ["burn_rate_60s_ratio", "burn_rate_300s_ratio"]
