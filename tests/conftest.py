@@ -1,11 +1,19 @@
-"""Session-wide guard: no test may leave a server process behind."""
+"""Fixtures shared by the action and probe tests, and the session-wide guard: no test may leave a
+server process behind."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
+
+from harness.faultproxy import FaultProxy
+from harness.sandbox import Sandbox, down, up
+from harness.sandbox.examples import example_scenario
 
 SERVER_NAMES = (
     "redis-server",
@@ -57,3 +65,34 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if reporter:
             reporter.write_line("processes left behind by the tests:\n  " + "\n  ".join(left), red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def redis_estate(tmp_path: Path) -> Iterator[Sandbox]:
+    """A Redis-only three-region sandbox (primary, two replicas, three Sentinels) of this test alone."""
+    directory = tmp_path / "sandbox"
+    try:
+        yield up(example_scenario(3), directory, components={"redis"})
+    finally:
+        down(directory)
+
+
+@pytest.fixture
+def configuration(redis_estate: Sandbox, tmp_path: Path) -> dict[str, Any]:
+    """What an experiment would receive: the sandbox's endpoints plus private ledger and run directories."""
+    return {
+        **redis_estate.endpoints,
+        "harness_state_dir": str(tmp_path / "state"),
+        "run_dir": str(tmp_path / "run"),
+        "run_id": "test-run",
+    }
+
+
+@pytest.fixture
+def fault_proxy() -> Iterator[FaultProxy]:
+    """The project's fault proxy, in this process, on a free loopback port."""
+    server = FaultProxy()
+    try:
+        yield server.start()
+    finally:
+        server.stop()

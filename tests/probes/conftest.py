@@ -1,4 +1,4 @@
-"""Fixtures for the probe tests: a Redis sandbox, a regional HTTP API stand-in and the fault proxy."""
+"""Fixtures for the probe tests: a regional HTTP API stand-in and links through the fault proxy."""
 
 from __future__ import annotations
 
@@ -13,29 +13,6 @@ from typing import Any
 import pytest
 
 from harness.faultproxy import FaultProxy
-from harness.sandbox import Sandbox, down, up
-from harness.sandbox.examples import example_scenario
-
-
-@pytest.fixture
-def redis_estate(tmp_path: Path) -> Iterator[Sandbox]:
-    """A Redis-only three-region sandbox (primary, two replicas, three Sentinels) of this test alone."""
-    directory = tmp_path / "sandbox"
-    try:
-        yield up(example_scenario(3), directory, components={"redis"})
-    finally:
-        down(directory)
-
-
-@pytest.fixture
-def configuration(redis_estate: Sandbox, tmp_path: Path) -> dict[str, Any]:
-    """What an experiment would receive: the sandbox's endpoints plus private ledger and run directories."""
-    return {
-        **redis_estate.endpoints,
-        "harness_state_dir": str(tmp_path / "state"),
-        "run_dir": str(tmp_path / "run"),
-        "run_id": "test-run",
-    }
 
 
 class ApiStandIn(ThreadingHTTPServer):
@@ -81,15 +58,6 @@ def api() -> Iterator[ApiStandIn]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
-
-
-@pytest.fixture
-def fault_proxy() -> Iterator[FaultProxy]:
-    server = FaultProxy()
-    try:
-        yield server.start()
-    finally:
-        server.stop()
 
 
 @pytest.fixture
