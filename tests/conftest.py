@@ -4,7 +4,9 @@ server process behind."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +98,26 @@ def fault_proxy() -> Iterator[FaultProxy]:
         yield server.start()
     finally:
         server.stop()
+
+
+@dataclass(frozen=True)
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run `harness ARGS` in-process through the real entry point; returns exit code and output."""
+    import harness.cli
+
+    def invoke(*args: str) -> CliResult:
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "argv", ["harness", *args])
+        with pytest.raises(SystemExit) as exit_info:
+            harness.cli.main()
+        captured = capsys.readouterr()
+        return CliResult(int(exit_info.value.code or 0), captured.out, captured.err)
+
+    return invoke

@@ -2,48 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import typer
-
-import harness.cli
-from harness.cli import due, gate, schedule
-
-
-@dataclass(frozen=True)
-class CliResult:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-
-@pytest.fixture
-def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
-    """Run `harness ARGS` in-process through the real entry point, with this part's commands."""
-    app = typer.Typer(pretty_exceptions_enable=False)
-
-    @app.callback()
-    def root() -> None:
-        """harness"""
-
-    for module in (due, gate, schedule):
-        module.register(app)
-    monkeypatch.setattr(harness.cli, "app", app)
-
-    def invoke(*args: str) -> CliResult:
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "argv", ["harness", *args])
-        with pytest.raises(SystemExit) as exit_info:
-            harness.cli.main()
-        captured = capsys.readouterr()
-        return CliResult(int(exit_info.value.code or 0), captured.out, captured.err)
-
-    return invoke
-
 
 SCENARIO_YAML = """\
 name: shop

@@ -6,19 +6,13 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-import typer
-
-import harness.cli
-from harness.cli import history
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -97,33 +91,3 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'history.sqlite3'}"
     return request.getfixturevalue("postgres_url")
-
-
-@dataclass(frozen=True)
-class CliResult:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-
-@pytest.fixture
-def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
-    """Run `harness ARGS` in-process through the real entry point, with the history command."""
-    app = typer.Typer(pretty_exceptions_enable=False)
-
-    @app.callback()
-    def root() -> None:
-        """harness"""
-
-    history.register(app)
-    monkeypatch.setattr(harness.cli, "app", app)
-
-    def invoke(*args: str) -> CliResult:
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "argv", ["harness", *args])
-        with pytest.raises(SystemExit) as exit_info:
-            harness.cli.main()
-        captured = capsys.readouterr()
-        return CliResult(int(exit_info.value.code or 0), captured.out, captured.err)
-
-    return invoke
