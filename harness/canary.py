@@ -279,12 +279,25 @@ class _PostgresRequest:
             self._connection.close()
 
 
+VERIFIABLE_KINDS = ("redis", "postgres")  # an http write lands behind the API: not checked here
+
+
 def lost_writes(
     target: CanaryTarget, acked: Sequence[AckedWrite], timeout_seconds: float = 2.0
 ) -> list[AckedWrite]:
-    """Acknowledged writes the current primary no longer has (RPO evidence)."""
-    if not acked or target.kind != "redis":
+    """Acknowledged writes the current primary no longer has (RPO evidence), for Redis and PostgreSQL."""
+    if not acked or target.kind not in VERIFIABLE_KINDS:
         return []
+    stored = _redis_values if target.kind == "redis" else _postgres_values
+    lost = []
+    for start in range(0, len(acked), 500):
+        batch = acked[start : start + 500]
+        values = stored(target, [w.key for w in batch], timeout_seconds)
+        lost.extend(w for w in batch if values.get(w.key) != w.value)
+    return lost
+
+
+def _redis_values(target: CanaryTarget, keys: Sequence[str], timeout_seconds: float) -> dict[str, str]:
     sentinel = redis.sentinel.Sentinel(
         list(target.sentinels),
         socket_timeout=timeout_seconds,
@@ -292,13 +305,17 @@ def lost_writes(
     )
     master = sentinel.master_for(target.master_name, socket_timeout=timeout_seconds)
     try:
-        lost = []
-        for start in range(0, len(acked), 500):
-            batch = acked[start : start + 500]
-            values = master.mget([w.key for w in batch])
-            lost.extend(w for w, v in zip(batch, values, strict=True) if v is None or v.decode() != w.value)
-        return lost
+        values = master.mget(list(keys))
+        return {k: v.decode() for k, v in zip(keys, values, strict=True) if v is not None}
     finally:
         master.close()
         for connection in sentinel.sentinels:
             connection.close()
+
+
+def _postgres_values(target: CanaryTarget, keys: Sequence[str], timeout_seconds: float) -> dict[str, str]:
+    import psycopg
+
+    with psycopg.connect(target.dsn, connect_timeout=max(1, round(timeout_seconds))) as connection:
+        rows = connection.execute("SELECT key, value FROM harness_canary WHERE key = ANY(%s)", (list(keys),))
+        return dict(rows.fetchall())

@@ -180,17 +180,17 @@ def promotion_seconds(record: RunRecord) -> Measurement | None:
     )
 
 
-def _verified_writes(record: RunRecord) -> tuple[Event | None, list[Event]]:
-    verified = next((e for e in record.events if e.kind == "writes.verified"), None)
+def _verified_writes(record: RunRecord) -> tuple[list[Event], list[Event]]:
+    verified = [e for e in record.events if e.kind == "writes.verified"]
     return verified, [e for e in record.events if e.kind == "write.lost"]
 
 
 def lost_writes_count(record: RunRecord) -> Measurement | None:
-    """Acknowledged writes the primary no longer has after recovery."""
+    """Acknowledged writes the primary no longer has after recovery (every verified canary)."""
     verified, lost = _verified_writes(record)
-    if verified is None:
+    if not verified:
         return None
-    checked = verified.detail.get("checked", 0)
+    checked = sum(e.detail.get("checked", 0) for e in verified)
     return Measurement(
         "lost_writes_count",
         float(len(lost)),
@@ -203,12 +203,12 @@ def lost_writes_count(record: RunRecord) -> Measurement | None:
 def rpo_seconds(record: RunRecord) -> Measurement | None:
     """The span of acknowledged writes lost: first lost acknowledgement → last (0 when none)."""
     verified, lost = _verified_writes(record)
-    if verified is None:
+    if not verified:
         return None
     if not lost:
         return Measurement("rpo_seconds", 0.0, "seconds", "canary", "no acknowledged write lost")
     times = sorted(e.at_seconds for e in lost)
-    interval = verified.detail.get("interval_seconds", 0.0)
+    interval = max(e.detail.get("interval_seconds", 0.0) for e in verified)
     return Measurement(
         "rpo_seconds",
         times[-1] - times[0] + interval,

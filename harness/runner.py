@@ -546,7 +546,7 @@ def _verify_writes(
 ) -> list[Event]:
     events = []
     for canary in canaries:
-        if canary.target.kind != "redis":
+        if canary.target.kind not in canary_module.VERIFIABLE_KINDS:
             continue
         acked = canary.acked_writes()
         try:
