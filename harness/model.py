@@ -158,6 +158,16 @@ class Event:
     source: str = ""
     detail: Mapping[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, Any], origin_monotonic: float, source: str = "") -> Event:
+        """An event from a watcher's or probe's raw dict (`at_monotonic`, `kind`, ...) on a run's clock."""
+        return cls(
+            raw["at_monotonic"] - origin_monotonic,
+            raw["kind"],
+            raw.get("source", source),
+            dict(raw.get("detail", {})),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Sample:
@@ -170,6 +180,20 @@ class Sample:
     region: str = ""
     latency_seconds: float | None = None
     error: str = ""
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, Any], origin_monotonic: float, probe: str | None = None) -> Sample:
+        """A sample from a canary's or probe's raw dict (`at_monotonic`, ...) on a run's clock;
+        `probe` renames it."""
+        return cls(
+            probe=probe or raw.get("probe", ""),
+            at_seconds=raw["at_monotonic"] - origin_monotonic,
+            value=raw.get("value"),
+            ok=bool(raw.get("ok", True)),
+            region=raw.get("region", ""),
+            latency_seconds=raw.get("latency_seconds"),
+            error=raw.get("error", ""),
+        )
 
 
 @dataclass(frozen=True, slots=True)

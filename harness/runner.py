@@ -582,12 +582,9 @@ def _build_record(
     extra_events: list[Event],
     endpoints: Mapping[str, Any],
 ) -> RunRecord:
-    samples = [_sample(s, started_monotonic) for s in raw_samples]
+    samples = [Sample.from_raw(s, started_monotonic) for s in raw_samples]
     runner_canaries = bool(raw_samples)
-    events = [
-        Event(e["at_monotonic"] - started_monotonic, e["kind"], e.get("source", ""), e.get("detail", {}))
-        for e in raw_events
-    ]
+    events = [Event.from_raw(e, started_monotonic) for e in raw_events]
     events.extend(extra_events)
     measurements: list[Measurement] = []
     errors: list[str] = []
@@ -610,17 +607,12 @@ def _build_record(
             # The runner's own canaries already sampled the user's path; a canary probe's copy would
             # count every outage twice.
             samples.extend(
-                _sample(s, started_monotonic)
+                Sample.from_raw(s, started_monotonic)
                 for s in output.get("samples", [])
                 if not (runner_canaries and s.get("probe") == "canary")
             )
             events.extend(
-                Event(
-                    e["at_monotonic"] - started_monotonic,
-                    e["kind"],
-                    e.get("source", name),
-                    e.get("detail", {}),
-                )
+                Event.from_raw(e, started_monotonic, source=name)
                 for e in output.get("events", [])
                 if isinstance(e, Mapping) and "at_monotonic" in e and "kind" in e
             )
@@ -642,18 +634,6 @@ def _build_record(
         measurements=tuple(measurements),
         environment={**_versions(), "target": _describe_target(endpoints)},
         journal=json.loads(json.dumps(journal, default=str)),
-    )
-
-
-def _sample(raw: Mapping[str, Any], started_monotonic: float) -> Sample:
-    return Sample(
-        probe=raw.get("probe", ""),
-        at_seconds=raw["at_monotonic"] - started_monotonic,
-        value=raw.get("value"),
-        ok=bool(raw.get("ok", True)),
-        region=raw.get("region", ""),
-        latency_seconds=raw.get("latency_seconds"),
-        error=raw.get("error", ""),
     )
 
 

@@ -7,10 +7,11 @@ the formulas (failover window, RTO, RPO, error ratio) live in `harness.measures`
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict
 from typing import Any
 
 from harness import ledger, measures
-from harness.model import Event, FaultRecord, Measurement, RunRecord, Sample
+from harness.model import Event, FaultRecord, RunRecord, Sample
 
 __all__: list[str] = []  # private to the probes package
 
@@ -50,25 +51,6 @@ def faults_in_window(
     return sorted(faults, key=lambda f: f.applied_at_seconds)
 
 
-def to_sample(raw: Mapping[str, Any], started: float, probe: str | None = None) -> Sample:
-    """A raw sample (at_monotonic) on the window's clock; `probe` renames it for the measure formulas."""
-    return Sample(
-        probe=probe or raw["probe"],
-        at_seconds=raw["at_monotonic"] - started,
-        value=raw.get("value"),
-        ok=bool(raw.get("ok", True)),
-        region=raw.get("region", ""),
-        latency_seconds=raw.get("latency_seconds"),
-        error=raw.get("error", ""),
-    )
-
-
-def to_event(raw: Mapping[str, Any], started: float) -> Event:
-    return Event(
-        raw["at_monotonic"] - started, raw["kind"], raw.get("source", ""), dict(raw.get("detail", {}))
-    )
-
-
 def window_record(
     title: str,
     started: float,
@@ -92,22 +74,10 @@ def window_record(
     )
 
 
-def as_dict(measurement: Measurement) -> dict[str, Any]:
-    """A measurement in the probe output convention (docs/internals.md)."""
-    return {
-        "name": measurement.name,
-        "value": measurement.value,
-        "unit": measurement.unit,
-        "source": measurement.source,
-        "evidence": measurement.evidence,
-        "lower_bound": measurement.lower_bound,
-    }
-
-
 def derived(record: RunRecord, names: Iterable[str]) -> list[dict[str, Any]]:
     """The named harness.measures measurements the record supports, as probe output dicts."""
     found = (measures.DERIVED[name](record) for name in names)
-    return [as_dict(m) for m in found if m is not None]
+    return [asdict(m) for m in found if m is not None]
 
 
 def missing(name: str, unit: str, source: str, evidence: str) -> dict[str, Any]:

@@ -15,7 +15,8 @@ from typing import Any
 
 from harness.canary import REQUEST_TIMEOUT_SECONDS, Canary, targets_from_endpoints
 from harness.errors import ConfigError
-from probes._window import derived, faults_in_window, to_sample, window_record
+from harness.model import Sample
+from probes._window import derived, faults_in_window, window_record
 
 __all__ = ["canary_healthy", "canary_samples", "read_canary_log"]
 
@@ -64,7 +65,7 @@ def canary_samples(
         "canary",
         started,
         ended,
-        samples=(to_sample(s, started) for s in samples),
+        samples=(Sample.from_raw(s, started) for s in samples),
         faults=faults_in_window(configuration, started, ended),
     )
     return {"samples": samples, "measurements": derived(record, MEASURES), "requests": len(samples)}

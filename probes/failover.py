@@ -17,9 +17,9 @@ from chaoslib.exceptions import ActivityFailed
 from harness import ledger, measures
 from harness.canary import Canary, targets_from_endpoints
 from harness.errors import ConfigError
-from harness.model import FaultRecord, Measurement, RunRecord, Sample
+from harness.model import Event, FaultRecord, Measurement, Sample
 from harness.watchers import SentinelWatcher
-from probes._window import derived, faults_in_window, to_event, to_sample, window_record
+from probes._window import derived, faults_in_window, window_record
 from probes.canary import read_canary_log
 
 __all__ = ["current_primary", "failover_time", "failover_timeline"]
@@ -39,23 +39,10 @@ def _latest_fault_monotonic(configuration: Mapping[str, Any]) -> float | None:
 
 
 def _failover(samples: list[dict[str, Any]], fault_at: float) -> Measurement | None:
-    record = RunRecord(
-        run_id="probe",
-        scenario="",
-        experiment_title="",
-        experiment_path="",
-        harness_version="",
-        started_at="",
-        duration_seconds=0.0,
-        status="running",
-        samples=tuple(
-            Sample("canary", s["at_monotonic"] - fault_at, s.get("value"), s["ok"], s.get("region", ""))
-            for s in samples
-            if s.get("probe") == "canary"
-        ),
-        faults=(FaultRecord("probe", "latest fault", "", 0.0),),
-    )
-    return measures.failover_seconds(record)
+    canary = [Sample.from_raw(s, fault_at) for s in samples if s.get("probe") == "canary"]
+    ended = max((s["at_monotonic"] for s in samples), default=fault_at)
+    fault = FaultRecord("probe", "latest fault", "", 0.0)
+    return measures.failover_seconds(window_record("failover_time", fault_at, ended, canary, faults=(fault,)))
 
 
 def failover_time(
@@ -145,8 +132,8 @@ def failover_timeline(
         "failover",
         started,
         ended,
-        samples=(to_sample(s, started) for s in samples),
-        events=(to_event(e, started) for e in events),
+        samples=(Sample.from_raw(s, started) for s in samples),
+        events=(Event.from_raw(e, started) for e in events),
         faults=faults_in_window(configuration, started, ended),
     )
     after = {service: _primary(service, configuration) for service in services}

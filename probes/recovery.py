@@ -8,7 +8,8 @@ from typing import Any
 
 from harness.canary import Canary, targets_from_endpoints
 from harness.errors import ConfigError
-from probes._window import derived, faults_in_window, missing, to_sample, window_record
+from harness.model import Sample
+from probes._window import derived, faults_in_window, missing, window_record
 
 __all__ = ["recovery_time"]
 
@@ -72,7 +73,7 @@ def recovery_time(
         "recovery",
         started,
         ended,
-        samples=(to_sample(s, started, probe="canary") for s in samples),
+        samples=(Sample.from_raw(s, started, probe="canary") for s in samples),
         faults=[fault],
     )
     return {"samples": samples, "measurements": derived(record, ("rto_seconds",))}
