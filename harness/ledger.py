@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import EnvironmentProblem
+from harness.model import FaultRecord
 
 LEDGER_FILE = "faults.jsonl"
 
@@ -132,6 +133,36 @@ def record_undone(directory: Path, fault_id: str, how: str = "rollback") -> None
             "monotonic": time.monotonic(),
         },
     )
+
+
+def fault_records(
+    directory: Path, origin_monotonic: float, run_id: str | None = None, unlabelled: bool = False
+) -> list[FaultRecord]:
+    """Faults of one run (every fault when run_id is None) timed in seconds from `origin_monotonic`,
+    oldest first; `unlabelled` also counts faults applied outside any run (plain `chaos run`)."""
+    runs = None if run_id is None else {run_id, ""} if unlabelled else {run_id}
+    applied: dict[str, dict[str, Any]] = {}
+    for entry in read_entries(directory):
+        event, fault_id = entry.get("event"), entry.get("fault_id")
+        if event == "applied" and (runs is None or entry.get("run_id", "") in runs):
+            applied[fault_id] = {"applied": entry}
+        elif event in ("effect", "undone") and fault_id in applied:
+            applied[fault_id][event] = entry
+    records = []
+    for fault in applied.values():
+        entry, effect, undone = fault["applied"], fault.get("effect"), fault.get("undone")
+        records.append(
+            FaultRecord(
+                fault_id=entry["fault_id"],
+                action=entry["action"],
+                target=entry["target"],
+                applied_at_seconds=entry["monotonic"] - origin_monotonic,
+                undone_at_seconds=None if undone is None else undone["monotonic"] - origin_monotonic,
+                effect_proven=None if effect is None else bool(effect["proven"]),
+                effect_evidence="" if effect is None else effect.get("evidence", ""),
+            )
+        )
+    return sorted(records, key=lambda f: f.applied_at_seconds)
 
 
 def open_faults(directory: Path) -> list[OpenFault]:

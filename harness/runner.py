@@ -31,7 +31,7 @@ from typing import Any
 from harness import canary as canary_module
 from harness import ledger, loading, measures
 from harness.errors import FaultsOpen, HarnessError
-from harness.model import Event, FaultRecord, Measurement, RunRecord, Sample, Scenario
+from harness.model import Event, Measurement, RunRecord, Sample, Scenario
 from harness.units import parse_frequency
 from harness.watchers import PatroniWatcher, SentinelWatcher
 
@@ -345,28 +345,6 @@ def _steady_state(journal: Mapping[str, Any], phase: str) -> bool | None:
     return bool(state.get("steady_state_met"))
 
 
-def _fault_records(state_dir: Path, run_id: str, start_monotonic: float) -> list[FaultRecord]:
-    entries = ledger.read_entries(state_dir)
-    applied = {e["fault_id"]: e for e in entries if e.get("event") == "applied" and e.get("run_id") == run_id}
-    effects = {e["fault_id"]: e for e in entries if e.get("event") == "effect" and e["fault_id"] in applied}
-    undone = {e["fault_id"]: e for e in entries if e.get("event") == "undone" and e["fault_id"] in applied}
-    records = []
-    for fault_id, entry in applied.items():
-        effect, undo = effects.get(fault_id), undone.get(fault_id)
-        records.append(
-            FaultRecord(
-                fault_id=fault_id,
-                action=entry["action"],
-                target=entry["target"],
-                applied_at_seconds=entry["monotonic"] - start_monotonic,
-                undone_at_seconds=undo["monotonic"] - start_monotonic if undo else None,
-                effect_proven=effect["proven"] if effect else None,
-                effect_evidence=effect.get("evidence", "") if effect else "",
-            )
-        )
-    return sorted(records, key=lambda f: f.applied_at_seconds)
-
-
 def _undo_leftovers(state_dir: Path, run_id: str, started_monotonic: float) -> list[Event]:
     """Undo faults of this run that its rollbacks left open; each becomes an event."""
     events = []
@@ -630,7 +608,7 @@ def _build_record(
         activity_errors=tuple(errors),
         events=tuple(sorted(events, key=lambda e: e.at_seconds)),
         samples=tuple(sorted(samples, key=lambda s: s.at_seconds)),
-        faults=tuple(_fault_records(context.state_dir, run_id, started_monotonic)),
+        faults=tuple(ledger.fault_records(context.state_dir, started_monotonic, run_id)),
         measurements=tuple(measurements),
         environment={**_versions(), "target": _describe_target(endpoints)},
         journal=json.loads(json.dumps(journal, default=str)),

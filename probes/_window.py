@@ -21,34 +21,18 @@ def faults_in_window(
 ) -> list[FaultRecord]:
     """Ledger faults open at some point in [started, ended], timed in seconds from `origin` (or `started`).
 
-    With a run_id in the configuration, only that run's faults count.
+    With a run_id in the configuration, only that run's faults (and those outside any run) count.
     """
     origin = started if origin is None else origin
-    run_id = (configuration or {}).get("run_id")
-    applied: dict[str, dict[str, Any]] = {}
-    for entry in ledger.read_entries(ledger.state_dir(configuration)):
-        event = entry.get("event")
-        if event == "applied" and (not run_id or entry.get("run_id") in (run_id, "")):
-            applied[entry["fault_id"]] = {"entry": entry}
-        elif event in ("effect", "undone") and entry.get("fault_id") in applied:
-            applied[entry["fault_id"]][event] = entry
-    faults = []
-    for fault in applied.values():
-        entry, undone, effect = fault["entry"], fault.get("undone"), fault.get("effect")
-        if entry["monotonic"] > ended or (undone is not None and undone["monotonic"] < started):
-            continue
-        faults.append(
-            FaultRecord(
-                fault_id=entry["fault_id"],
-                action=entry["action"],
-                target=entry["target"],
-                applied_at_seconds=entry["monotonic"] - origin,
-                undone_at_seconds=None if undone is None else undone["monotonic"] - origin,
-                effect_proven=None if effect is None else bool(effect["proven"]),
-                effect_evidence="" if effect is None else effect.get("evidence", ""),
-            )
-        )
-    return sorted(faults, key=lambda f: f.applied_at_seconds)
+    records = ledger.fault_records(
+        ledger.state_dir(configuration), origin, (configuration or {}).get("run_id") or None, unlabelled=True
+    )
+    first, last = started - origin, ended - origin
+    return [
+        f
+        for f in records
+        if f.applied_at_seconds <= last and (f.undone_at_seconds is None or f.undone_at_seconds >= first)
+    ]
 
 
 def window_record(

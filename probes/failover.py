@@ -29,13 +29,8 @@ _QUIET_SECONDS = 3.0  # no failure this long after the fault: the fault caused n
 
 
 def _latest_fault_monotonic(configuration: Mapping[str, Any]) -> float | None:
-    run_id = configuration.get("run_id", "")
-    applied = [
-        e["monotonic"]
-        for e in ledger.read_entries(ledger.state_dir(configuration))
-        if e.get("event") == "applied" and (not run_id or e.get("run_id") == run_id)
-    ]
-    return max(applied, default=None)
+    faults = ledger.fault_records(ledger.state_dir(configuration), 0.0, configuration.get("run_id") or None)
+    return max((f.applied_at_seconds for f in faults), default=None)  # from origin 0: monotonic time
 
 
 def _failover(samples: list[dict[str, Any]], fault_at: float) -> Measurement | None:
