@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from harness import loading, report, runner, scoring
+from harness import loading, report, runner, scoring, store
 from harness.cli._common import (
     EXIT_BAD_INPUT,
     EXIT_PASS,
@@ -24,6 +24,7 @@ from harness.cli._common import (
 )
 from harness.errors import ConfigError
 from harness.model import Grade, RunRecord
+from harness.store import Store
 
 
 def register(app: typer.Typer) -> None:
@@ -42,17 +43,20 @@ def load_endpoints(path: Path | None) -> dict | None:
     return document
 
 
-def finish_run(record: RunRecord, grade: Grade, out: Path, store_url: str | None) -> int:
-    """Write the outputs, remember the run, print the verdict; returns the exit code."""
+def keep_run(record: RunRecord, grade: Grade, out: Path, history: Store, indent: str = "") -> None:
+    """Write the run's outputs, remember it in the history and print its verdict and report path."""
     paths = report.write_run(record, grade, out)
-    from harness import store
-
-    with store.open_store(store_url) as history:
-        history.save(record, grade)
-    console.print(report.summary_line(grade))
+    history.save(record, grade)
+    console.print(f"{indent}{report.summary_line(grade)}")
     for reason in grade.reasons:
-        console.print(f"  [yellow]![/yellow] {reason}")
-    console.print(f"report: {paths.html}")
+        console.print(f"{indent}  [yellow]![/yellow] {reason}")
+    console.print(f"{indent}report: {paths.html}")
+
+
+def finish_run(record: RunRecord, grade: Grade, out: Path, store_url: str | None) -> int:
+    """Keep the run (outputs, history, verdict line); returns the exit code."""
+    with store.open_store(store_url) as history:
+        keep_run(record, grade, out, history)
     return runner.interrupted_exit_code(record) or scoring.exit_code(grade.verdict)
 
 

@@ -21,7 +21,7 @@ from harness.cli._common import (
     console,
     progress,
 )
-from harness.cli.core import load_endpoints
+from harness.cli.core import keep_run, load_endpoints
 from harness.model import ExperimentRef, Grade, RunRecord, Scenario, Verdict
 from harness.units import format_quantity
 
@@ -69,10 +69,7 @@ def run_and_report(
     ):
 
         def keep(record: RunRecord, grade: Grade) -> None:
-            paths = report.write_run(record, grade, out)
-            history.save(record, grade)
-            console.print(f"  {report.summary_line(grade)}")
-            console.print(f"  [dim]{paths.html}[/dim]")
+            keep_run(record, grade, out, history, indent="  ")
 
         result = suite.run_suite(
             profile,
