@@ -296,6 +296,11 @@ class Check:
     weight: int
     critical: bool
     evidence: str
+    lower_bound: bool = False  # measured is a lower bound ("> x"): the system had not recovered yet
+    source: str = ""  # the target's citation (seed document, section)
+    description: str = ""  # the target's description from the scenario
+    witnesses: tuple[tuple[str, float | None], ...] = ()  # (witness, value) where two sources measure
+    missing: tuple[str, ...] = ()  # the evidence an unknown check lacks, one item each
 
     @property
     def margin(self) -> float | None:
@@ -325,7 +330,15 @@ class Grade:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Grade:
         checks = tuple(
-            Check(**{**c, "verdict": Verdict(c["verdict"]), "comparison": Comparison(c["comparison"])})
+            Check(
+                **{
+                    **c,
+                    "verdict": Verdict(c["verdict"]),
+                    "comparison": Comparison(c["comparison"]),
+                    "witnesses": tuple((str(n), v) for n, v in c.get("witnesses", ())),
+                    "missing": tuple(c.get("missing", ())),
+                }
+            )
             for c in data["checks"]
         )
         return cls(
