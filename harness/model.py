@@ -219,6 +219,7 @@ class Measurement:
     source: str = ""  # probe that produced it
     evidence: str = ""
     lower_bound: bool = False  # the true value is at least `value` (e.g. never recovered within the run)
+    missed_because: str = ""  # the target is missed whatever the value (e.g. "no promotion")
 
 
 @dataclass(frozen=True, slots=True)
