@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from harness import units
+from harness import measure_names, units
 from harness.errors import ConfigError
 from harness.model import (
     Comparison,
@@ -210,6 +210,13 @@ def _parse_targets(path: Path, data: Mapping[str, dict[str, Any]]) -> tuple[Targ
     targets = []
     for name, item in data.items():
         measure = item["measure"]
+        if not measure_names.is_known(measure):
+            # A name no code produces would grade `unknown` forever: most likely a typo.
+            raise ConfigError(
+                path,
+                f"targets.{name}.measure",
+                f"unknown measure {measure!r} (valid: {', '.join(measure_names.valid_names())})",
+            )
         unit = units.unit_of_measure(measure)
         comparison = Comparison.AT_MOST if "at_most" in item else Comparison.AT_LEAST
         key = comparison.value

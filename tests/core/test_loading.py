@@ -35,7 +35,7 @@ targets:
     at_most: 30s
     critical: true
   availability:
-    measure: success_ratio
+    measure: load_failure_ratio
     at_least: 99.9%
 """
 
@@ -105,6 +105,16 @@ CASES = [
         "redis.sentinel_quorum: quorum 5 exceeds",
     ),
     ("top level list", "- a\n", "expected a mapping at the top level"),
+    (
+        "unknown measure",
+        VALID.replace("measure: failover_seconds", "measure: failovr_seconds"),
+        "targets.failover_time.measure: unknown measure 'failovr_seconds' (valid: ",
+    ),
+    (
+        "experiment without targets",
+        VALID + "experiments:\n  - path: scenario.yaml\n",
+        "experiments.0.targets: missing required field",
+    ),
 ]
 
 
@@ -119,7 +129,10 @@ def test_scenario_errors_name_file_and_field(
     assert "\n" not in str(raised.value)
 
 
-@pytest.mark.parametrize(("case", "text", "message"), CASES[:7], ids=[c[0] for c in CASES[:7]])
+CLI_CASES = [*CASES[:7], CASES[-2]]
+
+
+@pytest.mark.parametrize(("case", "text", "message"), CLI_CASES, ids=[c[0] for c in CLI_CASES])
 def test_cli_validate_exits_2_with_one_line(
     tmp_path: Path, case: str, text: str | None, message: str
 ) -> None:

@@ -29,8 +29,10 @@ experiments:
     targets: [failover_time, replication_lag, lost_writes]
   - path: experiments/partition.json
     cadence: weekly
+    targets: [replication_lag]
   - path: experiments/region-drill.json
     cadence: quarterly
+    targets: [failover_time, lost_writes]
 """
 
 

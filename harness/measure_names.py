@@ -1,0 +1,90 @@
+"""The names a scenario target may grade: one table, name → unit → what it is.
+
+A target whose measure no code produces could never be graded: every run would report it
+`unknown` and nobody would notice the typo. Loading refuses such names (exit 2) with the list
+below. The table holds the measures `harness.measures` derives from a record and those the
+probes and actions report; a name derived in `harness.measures.DERIVED` is valid even when it
+is not listed here yet, so the two cannot drift apart in the direction that matters.
+
+Add a row here when a probe starts reporting a new measure.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class MeasureName:
+    unit: str  # base unit: seconds, ratio, count, bytes, rps
+    description: str
+
+
+MEASURES: dict[str, MeasureName] = {
+    # Derived from the record by harness.measures (re-grading uses the current formula).
+    "failover_seconds": MeasureName("seconds", "longest canary outage of any region in the fault window"),
+    "rto_seconds": MeasureName("seconds", "fault applied → every region's canary green again"),
+    "detection_seconds": MeasureName(
+        "seconds", "fault applied → the failure is agreed (Sentinel +odown, Patroni)"
+    ),
+    "promotion_seconds": MeasureName("seconds", "detection → a new primary is named"),
+    "lost_writes_count": MeasureName("count", "acknowledged canary writes missing after recovery"),
+    "rpo_seconds": MeasureName("seconds", "span of acknowledged writes lost"),
+    "error_ratio": MeasureName("ratio", "failed share of canary requests in the fault window"),
+    "canary_p99_latency_seconds": MeasureName(
+        "seconds", "99th percentile canary latency in the fault window"
+    ),
+    "replication_lag_seconds": MeasureName("seconds", "worst marker lag of any replica in the fault window"),
+    "replication_lag_exporter_seconds": MeasureName(
+        "seconds", "worst exporter-reported lag of any replica (second witness of replication lag)"
+    ),
+    # Reported by probes (Prometheus, health, replication) and actions (load).
+    "slo_error_ratio": MeasureName(
+        "ratio", "server-side 5xx share of requests over the fault window (Prometheus)"
+    ),
+    "slo_p99_latency_seconds": MeasureName(
+        "seconds", "server-side p99 request latency over the fault window"
+    ),
+    "cpu_saturation_ratio": MeasureName("ratio", "busiest process's CPU share of one core (Prometheus)"),
+    "health_declared_down_seconds": MeasureName(
+        "seconds", "longest time a health check declared a region down"
+    ),
+    "replication_lag_p99_seconds": MeasureName(
+        "seconds", "99th percentile marker lag over a background probe"
+    ),
+    "replication_lag_max_seconds": MeasureName("seconds", "largest marker lag over a background probe"),
+    "load_requests_total_count": MeasureName("count", "requests the load generator sent"),
+    "load_failure_ratio": MeasureName("ratio", "failed share of the load generator's requests"),
+    "load_rps": MeasureName("rps", "requests per second the load generator achieved"),
+    "load_p99_latency_seconds": MeasureName("seconds", "99th percentile latency seen by the load generator"),
+}
+
+# Names with a number or unit inside, reported by parametrised probes.
+PATTERNS: dict[str, tuple[re.Pattern[str], MeasureName]] = {
+    "burn_rate_<N>s_ratio": (
+        re.compile(r"^burn_rate_\d+s_ratio$"),
+        MeasureName("ratio", "error-budget burn rate over an N-second window"),
+    ),
+    "replication_lag_prometheus_max_<unit>": (
+        re.compile(r"^replication_lag_prometheus_max_(seconds|bytes)$"),
+        MeasureName("seconds", "largest exporter lag over the probe's window (seconds or WAL bytes)"),
+    ),
+}
+
+
+def derived_names() -> set[str]:
+    """The names harness.measures derives (imported late: measures imports the model, not this)."""
+    from harness import measures
+
+    return set(getattr(measures, "DERIVED", {}))
+
+
+def is_known(name: str) -> bool:
+    """True when some code produces a measure of that name."""
+    return name in MEASURES or name in derived_names() or any(p.match(name) for p, _ in PATTERNS.values())
+
+
+def valid_names() -> list[str]:
+    """Every valid name, sorted, patterns written with their placeholder."""
+    return sorted(set(MEASURES) | derived_names()) + sorted(PATTERNS)
