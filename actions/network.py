@@ -8,18 +8,27 @@ service in its ``to`` region through it. The proxy's upstream stream carries tra
 The API is spoken with plain HTTP and a timeout on every call: ``toxiproxy-python`` keeps its
 server address in class attributes shared by the whole process and sets no timeouts.
 
-A proxy that refuses or delays proves the proxy, not the path. For a Redis link whose
-``from`` region's server replicates from the ``to`` region's, each action also checks that
-the replica's replication connection really ends at the proxy (its master client's peer
-address in CLIENT LIST) and, for a partition both ways, that the replica reports
-``master_link_status:down`` within a few seconds. A replica that reaches its primary past
-the proxy (e.g. Sentinel reconfigured it) leaves the effect unproven, saying so.
+Proof of effect is an observation of traffic across the link, never the proxy's own listing:
+a request each service answers without credentials (Redis PING, PostgreSQL SSLRequest, an HTTP
+health check) is sent through the proxy before the fault and again after it. A partition is
+proven when the request answered before and fails after; a latency when the measured round
+trip grew by the added amount (±10 %); a degradation when a timed transfer through the link got
+slower by at least 90 % of what the toxics add (or, for a timeout toxic, stopped answering).
+A link whose service has no such request cannot be observed and leaves the effect unproven.
+
+For a Redis link whose ``from`` region's server replicates from the ``to`` region's, each
+action also checks that the replica's replication connection really ends at the proxy (its
+master client's peer address in CLIENT LIST) and, for a partition both ways, that the replica
+reports ``master_link_status:down`` within a few seconds. A replica that reaches its primary
+past the proxy (e.g. Sentinel reconfigured it) leaves the effect unproven, saying so.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import socket
+import statistics
 import struct
 import time
 import urllib.error
@@ -30,6 +39,7 @@ from typing import Any
 
 import redis
 
+from actions._faults import Proof, close_faults, open_fault, record_effect
 from harness import ledger
 from harness.errors import ConfigError, EnvironmentProblem
 
@@ -48,6 +58,10 @@ _STREAMS = ("upstream", "downstream")
 PARTITION_TOXIC = "harness-partition"
 LATENCY_TOXIC = "harness-latency"
 DEGRADE_TYPES = ("bandwidth", "slicer", "timeout")
+LATENCY_TOLERANCE = 0.10  # a measured increase within ±10 % of the added round trip proves a latency
+DEGRADE_FLOOR = 0.90  # a degraded transfer must slow by at least 90 % of what the toxics add
+_ROUND_TRIPS = 3  # samples per measurement; the median is kept (one slow sample is noise)
+_NO_ANSWER_SECONDS = 1.0  # a request unanswered this long through a cut link has failed
 
 
 def partition_regions(
@@ -57,34 +71,28 @@ def partition_regions(
 
     Both ways (default): the proxies are disabled, so new connections are refused and open ones
     dropped. `one_way`: only traffic sent from `a` towards `b` is blackholed (a timeout toxic that
-    never closes), replies from `b` still flow. Proof of effect: refused connections, or no
-    answer through the proxy within 1 s.
+    never closes), replies from `b` still flow. Proof of effect, per link: a request that answered
+    through the proxy just before the fault fails after it (refused, or no answer within 1 s).
     """
     url, links = _links_between(configuration, a, b)
     proxies = [link["proxy"] for link in links]
+    before = {link["proxy"]: _answers(_listen(url, link["proxy"]), link.get("service", "")) for link in links}
     target = f"{a}->{b}" if one_way else _pair(a, b)
     fault_id = _record(configuration, "partition_regions", target, "heal_regions", a, b, url, proxies)
     at = time.monotonic()
     paths = _replication_paths(configuration, links)
-    proofs = [(routed, text) for _, routed, text in paths]
+    proofs: list[Proof] = [(routed, text) for _, routed, text in paths]
     for link in links:
         proxy = link["proxy"]
         if one_way:
             stream = "upstream" if link["from"] == a else "downstream"
             _put_toxic(url, proxy, PARTITION_TOXIC, "timeout", stream, {"timeout": 0})
-            if link.get("service") in _HELLO:
-                round_trip = _round_trip_seconds(_listen(url, proxy), link["service"], timeout_seconds=1.0)
-                blocked = round_trip is None
-                seen = "no answer within 1 s" if blocked else f"answered in {round_trip * 1000:.0f} ms"
-            else:
-                blocked = _toxic_listed(url, proxy, PARTITION_TOXIC)
-                seen = "toxic listed by the proxy" if blocked else "toxic missing"
-            proofs.append((blocked, f"{proxy}: {stream} blackholed, {seen}"))
+            done = f"{stream} blackholed"
         else:
             _call(url, "POST", f"/proxies/{_quote(proxy)}", {"enabled": False})
-            refused = _refuses(_listen(url, proxy))
-            seen = "connections refused" if refused else "still accepts connections"
-            proofs.append((refused, f"{proxy}: disabled, {seen}"))
+            done = "disabled"
+        after = _answers(_listen(url, proxy), link.get("service", ""))
+        proofs.append(_cut_proof(proxy, done, before[proxy], after))
     if not one_way:
         proofs += [_link_goes_down(path) for path, routed, _ in paths if routed]
     return _finish(configuration, fault_id, proofs, at, a=a, b=b, one_way=one_way, proxies=proxies)
@@ -111,36 +119,27 @@ def add_latency(
 ) -> dict:
     """Delay traffic between `a` and `b` by `latency_ms` (± `jitter_ms`) each way. Undo: remove_latency.
 
-    A round trip grows by twice `latency_ms`. Proof of effect: a round trip through each proxy
-    (Redis PING, PostgreSQL SSLRequest, HTTP request) takes at least `latency_ms`.
+    A round trip grows by twice `latency_ms`. Proof of effect, per link: the median round trip of
+    a request through the proxy, measured before and after, grew by twice `latency_ms`, ± 10 %. The
+    increase is what counts, never the absolute round trip (the link's own distance is in it), so
+    a 0 ms latency is never proven.
     """
     latency_ms, jitter_ms = _whole("latency_ms", latency_ms), _whole("jitter_ms", jitter_ms)
     url, links = _links_between(configuration, a, b)
     proxies = [link["proxy"] for link in links]
+    before = {link["proxy"]: _median_round_trip(_listen(url, link["proxy"]), link) for link in links}
     fault_id = _record(configuration, "add_latency", _pair(a, b), "remove_latency", a, b, url, proxies)
     at = time.monotonic()
-    proofs = [(routed, text) for _, routed, text in _replication_paths(configuration, links)]
+    proofs: list[Proof] = [(routed, text) for _, routed, text in _replication_paths(configuration, links)]
     for link in links:
         proxy = link["proxy"]
         for stream in _STREAMS:
             attributes = {"latency": latency_ms, "jitter": jitter_ms}
             _put_toxic(url, proxy, f"{LATENCY_TOXIC}-{stream}", "latency", stream, attributes)
-        round_trip = _round_trip_seconds(_listen(url, proxy), link.get("service", ""), timeout_seconds=5.0)
-        if round_trip is not None:
-            raised = round_trip * 1000 >= latency_ms
-            proofs.append(
-                (
-                    raised,
-                    f"{proxy}: round trip {round_trip * 1000:.0f} ms with {latency_ms} ms added each way",
-                )
-            )
-        elif link.get("service") in _HELLO:
-            proofs.append((False, f"{proxy}: no answer through the proxy within 5 s"))
-        else:
-            listed = all(_toxic_listed(url, proxy, f"{LATENCY_TOXIC}-{stream}") for stream in _STREAMS)
-            proofs.append(
-                (listed, f"{proxy}: latency toxics " + ("listed by the proxy" if listed else "missing"))
-            )
+        after = _median_round_trip(_listen(url, proxy), link)
+        proofs.append(
+            _latency_proof(proxy, link.get("service", ""), 2 * latency_ms / 1000, before[proxy], after)
+        )
     return _finish(configuration, fault_id, proofs, at, a=a, b=b, latency_ms=latency_ms, proxies=proxies)
 
 
@@ -174,7 +173,10 @@ def degrade_link(
     `bandwidth_kb_per_second` caps throughput (1 KB = 1000 B); `slice_average_bytes` cuts data
     into small pieces with `slice_delay_us` between them; `timeout_ms` blackholes data and
     closes connections after that long without traffic (0: never closes). At least one is needed.
-    Proof of effect: the proxy lists every toxic with the asked attributes.
+    Proof of effect, per link: with `timeout_ms`, a request that answered before gets no answer;
+    otherwise a Redis ECHO of a payload sized for the toxics is timed before and after, and must
+    slow by at least 90 % of the delay the toxics add to it (links of other services cannot carry
+    such a transfer: unproven).
     """
     wanted: dict[str, dict[str, int]] = {}
     if bandwidth_kb_per_second is not None:
@@ -192,21 +194,22 @@ def degrade_link(
         )
     url, links = _links_between(configuration, a, b)
     proxies = [link["proxy"] for link in links]
+    payload_bytes, added_seconds = _degraded_transfer(wanted)
+    before = {link["proxy"]: _degrade_reading(url, link, wanted, payload_bytes) for link in links}
     fault_id = _record(configuration, "degrade_link", _pair(a, b), "restore_link", a, b, url, proxies)
     at = time.monotonic()
-    proofs = [(routed, text) for _, routed, text in _replication_paths(configuration, links)]
-    for proxy in proxies:
+    proofs: list[Proof] = [(routed, text) for _, routed, text in _replication_paths(configuration, links)]
+    for link in links:
+        proxy = link["proxy"]
         for type_, attributes in wanted.items():
             for stream in _STREAMS:
                 _put_toxic(url, proxy, f"harness-{type_}-{stream}", type_, stream, attributes)
-        listed = {t["name"]: t for t in _call(url, "GET", f"/proxies/{_quote(proxy)}/toxics")}
-        present = all(
-            listed.get(f"harness-{type_}-{stream}", {}).get("attributes", {}).items() >= attributes.items()
-            for type_, attributes in wanted.items()
-            for stream in _STREAMS
-        )
-        state = "in place" if present else "not all in place"
-        proofs.append((present, f"{proxy}: {', '.join(wanted)} toxics {state}"))
+        after = _degrade_reading(url, link, wanted, payload_bytes)
+        if "timeout" in wanted:
+            proofs.append(_cut_proof(proxy, "timeout toxics", before[proxy], after))
+        else:
+            proofs.append(_degrade_proof(proxy, link.get("service", ""), payload_bytes, added_seconds,
+                                         before[proxy], after))  # fmt: skip
     return _finish(configuration, fault_id, proofs, at, a=a, b=b, toxics=wanted, proxies=proxies)
 
 
@@ -299,39 +302,22 @@ def _record(
     proxies: list[str],
 ) -> str:
     arguments = {"a": a, "b": b, "faultproxy_url": url, "proxies": proxies}
-    return ledger.record_applied(
-        ledger.state_dir(configuration),
-        f"{_MODULE}.{action}",
-        target,
-        ledger.Undo(_MODULE, undo, arguments),
-        run_id=(configuration or {}).get("run_id"),
-    )
+    return open_fault(configuration, f"{_MODULE}.{action}", target, ledger.Undo(_MODULE, undo, arguments))
 
 
 def _finish(
     configuration: Mapping[str, Any] | None,
     fault_id: str,
-    proofs: list[tuple[bool, str]],
+    proofs: list[Proof],
     at_monotonic: float,
     **detail: Any,
 ) -> dict:
-    proven = all(ok for ok, _ in proofs)
-    evidence = "; ".join(text for _, text in proofs)
-    ledger.record_effect(ledger.state_dir(configuration), fault_id, proven, evidence)
-    return {
-        "fault_id": fault_id,
-        "effect_proven": proven,
-        "evidence": evidence,
-        "at_monotonic": at_monotonic,
-        **detail,
-    }
+    return record_effect(configuration, fault_id, proofs, at_monotonic=at_monotonic, **detail)
 
 
 def _close(configuration: Mapping[str, Any] | None, action: str, targets: Sequence[str]) -> None:
-    directory = ledger.state_dir(configuration)
     for target in targets:
-        while (fault := ledger.open_fault_for(directory, f"{_MODULE}.{action}", target)) is not None:
-            ledger.record_undone(directory, fault.fault_id)
+        close_faults(configuration, (f"{_MODULE}.{action}",), target)
 
 
 # ---------------------------------------------------------------- the fault proxy's API
@@ -377,10 +363,6 @@ def _delete_toxic(url: str, proxy: str, name: str) -> None:
         raise EnvironmentProblem(f"fault proxy at {url} unreachable: {error}") from None
 
 
-def _toxic_listed(url: str, proxy: str, name: str) -> bool:
-    return any(t["name"] == name for t in _call(url, "GET", f"/proxies/{_quote(proxy)}/toxics"))
-
-
 def _listen(url: str, proxy: str) -> tuple[str, int]:
     listen = _call(url, "GET", f"/proxies/{_quote(proxy)}")["listen"]
     host, _, port = listen.rpartition(":")
@@ -389,20 +371,6 @@ def _listen(url: str, proxy: str) -> tuple[str, int]:
 
 # ---------------------------------------------------------------- proof of effect
 
-
-def _refuses(address: tuple[str, int], within_seconds: float = 2.0) -> bool:
-    deadline = time.monotonic() + within_seconds
-    while True:
-        try:
-            with socket.create_connection(address, timeout=0.5):
-                pass
-        except OSError:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-
-
 # A request each service answers at once, without credentials.
 _HELLO = {
     "redis": b"PING\r\n",
@@ -410,6 +378,50 @@ _HELLO = {
     "http": b"GET /api/v1/health HTTP/1.0\r\nHost: harness\r\n\r\n",
     "api": b"GET /api/v1/health HTTP/1.0\r\nHost: harness\r\n\r\n",
 }
+
+
+def _answers(address: tuple[str, int], service: str) -> str:
+    """What a request through the proxy met: "answered", "refused", "no answer" or "closed"; for a
+    service with no request to send, "accepted" when the connection alone succeeded."""
+    try:
+        connection = socket.create_connection(address, timeout=_NO_ANSWER_SECONDS)
+    except ConnectionRefusedError:
+        return "refused"
+    except OSError:
+        return "no answer"
+    with connection:
+        if service not in _HELLO:
+            return "accepted"
+        connection.settimeout(_NO_ANSWER_SECONDS)
+        try:
+            connection.sendall(_HELLO[service])
+            return "answered" if connection.recv(1) else "closed"
+        except TimeoutError:
+            return "no answer"
+        except OSError:
+            return "closed"
+
+
+_THROUGH = ("answered", "accepted")
+
+
+def _cut_proof(proxy: str, done: str, before: str, after: str) -> Proof:
+    """A cut is observed when a connection or request that went through before the fault fails after
+    it. A link whose service has no request is observed by connections alone: a refusal proves a
+    cut, an accepted connection proves nothing about data (a one-way blackhole)."""
+    if before not in _THROUGH:
+        return (
+            False,
+            f"{proxy}: {done}; a request got '{before}' before the fault too, so the cut is unobserved",
+        )
+    if after in _THROUGH:
+        still = (
+            "a request through it still answered"
+            if after == "answered"
+            else ("connections are still accepted and its service has no request to send")
+        )
+        return False, f"{proxy}: {done}; {still}"
+    return True, f"{proxy}: {done}; a request went through before, got '{after}' after"
 
 
 def _round_trip_seconds(address: tuple[str, int], service: str, timeout_seconds: float) -> float | None:
@@ -427,6 +439,113 @@ def _round_trip_seconds(address: tuple[str, int], service: str, timeout_seconds:
             return time.monotonic() - sent
     except OSError:
         return None
+
+
+def _median_round_trip(address: tuple[str, int], link: Mapping[str, Any]) -> float | None:
+    """The median of a few round trips through the proxy; None when any got no answer within 5 s."""
+    trips = [_round_trip_seconds(address, link.get("service", ""), 5.0) for _ in range(_ROUND_TRIPS)]
+    if any(trip is None for trip in trips):
+        return None
+    return statistics.median(t for t in trips if t is not None)
+
+
+def latency_is_proven(expected_seconds: float, before: float, after: float) -> bool:
+    """Whether the round trip grew from `before` to `after` by `expected_seconds` ± 10 % (never for 0)."""
+    return (
+        expected_seconds > 0
+        and abs((after - before) - expected_seconds) <= LATENCY_TOLERANCE * expected_seconds
+    )
+
+
+def _latency_proof(
+    proxy: str, service: str, expected_seconds: float, before: float | None, after: float | None
+) -> Proof:
+    if service not in _HELLO:
+        return False, f"{proxy}: its service {service!r} has no request to time, the latency is unobserved"
+    if before is None or after is None:
+        when = "before" if before is None else "after"
+        return False, f"{proxy}: no answer through the proxy {when} the latency was added"
+    increase = after - before
+    held = latency_is_proven(expected_seconds, before, after)
+    return held, (
+        f"{proxy}: round trip {before * 1000:.1f} -> {after * 1000:.1f} ms "
+        f"({increase * 1000:+.1f} ms, expected {expected_seconds * 1000:+.1f} ms ± 10 %)"
+    )
+
+
+def _degraded_transfer(wanted: Mapping[str, Mapping[str, int]]) -> tuple[int, float]:
+    """A payload size for a timed Redis ECHO and the seconds the toxics add to its round trip
+    (the payload crosses each toxic twice: request and reply)."""
+    payload, added = 0, 0.0
+    if "bandwidth" in wanted:
+        bytes_per_second = wanted["bandwidth"]["rate"] * 1000
+        payload = max(payload, min(1_000_000, max(1000, bytes_per_second // 10)))  # about 0.1 s a way
+    if "slicer" in wanted and wanted["slicer"]["delay"] > 0:
+        size, delay = wanted["slicer"]["average_size"], wanted["slicer"]["delay"] / 1_000_000
+        payload = max(payload, min(1_000_000, size * max(2, math.ceil(0.1 / delay))))
+    if "bandwidth" in wanted:
+        added += 2 * payload / (wanted["bandwidth"]["rate"] * 1000)
+    if "slicer" in wanted and wanted["slicer"]["delay"] > 0:
+        slices = payload // (wanted["slicer"]["average_size"] + wanted["slicer"].get("size_variation", 0))
+        added += 2 * slices * wanted["slicer"]["delay"] / 1_000_000
+    return payload, added
+
+
+def _echo_seconds(address: tuple[str, int], size: int, timeout_seconds: float = 10.0) -> float | None:
+    """Seconds for a Redis ECHO of `size` bytes through the proxy, reply read in full; None: failed."""
+    payload = b"x" * size
+    command = b"*2\r\n$4\r\nECHO\r\n$%d\r\n%s\r\n" % (size, payload)
+    expected = len(b"$%d\r\n" % size) + size + 2
+    try:
+        with socket.create_connection(address, timeout=timeout_seconds) as connection:
+            connection.settimeout(timeout_seconds)
+            connection.sendall(b"PING\r\n")  # connected and answering before the clock starts
+            if not connection.recv(16):
+                return None
+            started = time.monotonic()
+            connection.sendall(command)
+            received = 0
+            while received < expected:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    return None
+                received += len(chunk)
+            return time.monotonic() - started
+    except OSError:
+        return None
+
+
+def _degrade_reading(
+    url: str, link: Mapping[str, Any], wanted: Mapping[str, Any], payload_bytes: int
+) -> str | float | None:
+    """For a timeout toxic, what a request met; otherwise the median ECHO time (None: failed or not Redis)."""
+    address = _listen(url, link["proxy"])
+    if "timeout" in wanted:
+        return _answers(address, link.get("service", ""))
+    if link.get("service") != "redis" or payload_bytes == 0:
+        return None
+    trips = [_echo_seconds(address, payload_bytes) for _ in range(_ROUND_TRIPS)]
+    return None if any(t is None for t in trips) else statistics.median(t for t in trips if t is not None)
+
+
+def _degrade_proof(
+    proxy: str, service: str, payload_bytes: int, added_seconds: float, before: Any, after: Any
+) -> Proof:
+    if payload_bytes == 0 or added_seconds <= 0:
+        return False, f"{proxy}: the toxics add no delay a client can time (a slicer without delay)"
+    if service != "redis":
+        return (
+            False,
+            f"{proxy}: its service {service!r} carries no timed transfer, the degradation is unobserved",
+        )
+    if before is None or after is None:
+        when = "before" if before is None else "after"
+        return False, f"{proxy}: a {payload_bytes} B ECHO through the proxy failed {when} the degradation"
+    held = after - before >= DEGRADE_FLOOR * added_seconds
+    return held, (
+        f"{proxy}: a {payload_bytes} B ECHO took {before * 1000:.1f} -> {after * 1000:.1f} ms "
+        f"({(after - before) * 1000:+.1f} ms, the toxics add about {added_seconds * 1000:.1f} ms)"
+    )
 
 
 # ---------------------------------------------------------------- replication paths

@@ -19,6 +19,7 @@ from actions.network import (
     add_latency,
     degrade_link,
     heal_regions,
+    latency_is_proven,
     partition_regions,
     remove_latency,
     restore_link,
@@ -79,7 +80,7 @@ def _open(configuration: dict[str, Any]) -> list[ledger.OpenFault]:
 def test_partition_both_ways_refuses_then_heals(linked_configuration: dict[str, Any]) -> None:
     result = partition_regions(SECONDARY, PRIMARY, configuration=linked_configuration)
     assert result["effect_proven"] is True
-    assert "connections refused" in result["evidence"]
+    assert "a request went through before, got 'refused' after" in result["evidence"]
     with pytest.raises(redis.ConnectionError), _client(linked_configuration) as client:
         client.ping()
     (fault,) = _open(linked_configuration)
@@ -118,6 +119,7 @@ def test_latency_is_added_and_removed(linked_configuration: dict[str, Any]) -> N
     before = _round_trip_seconds(linked_configuration)
     result = add_latency(PRIMARY, SECONDARY, latency_ms=100, configuration=linked_configuration)
     assert result["effect_proven"] is True, result["evidence"]
+    assert "expected +200.0 ms ± 10 %" in result["evidence"]
     assert _round_trip_seconds(linked_configuration) >= 0.19  # 100 ms each way
     remove_latency(PRIMARY, SECONDARY, configuration=linked_configuration)
     assert _round_trip_seconds(linked_configuration) < before + 0.1
@@ -137,7 +139,8 @@ def test_degraded_bandwidth_slows_transfers_until_restored(linked_configuration:
             return time.monotonic() - started
 
     result = degrade_link(SECONDARY, PRIMARY, bandwidth_kb_per_second=100, configuration=linked_configuration)
-    assert result["effect_proven"] is True
+    assert result["effect_proven"] is True, result["evidence"]
+    assert "10000 B ECHO took" in result["evidence"]
     assert transfer_seconds() >= 0.4  # 60 KB at 100 KB/s: 0.6 s
     restore_link(SECONDARY, PRIMARY, configuration=linked_configuration)
     assert transfer_seconds() < 0.4
@@ -273,3 +276,103 @@ def test_a_replica_past_the_proxy_leaves_the_effect_unproven(linked_configuratio
     )
     remove_latency(SECONDARY, PRIMARY, configuration=configuration)
     assert _open(configuration) == []
+
+
+# ---------------------------------------------------------------- proof is observed, not configured
+
+
+def _proxy_to(configuration: dict[str, Any], name: str, upstream: str, service: str) -> dict[str, Any]:
+    """The configuration with one more link, `name`, from the secondary region to `upstream`."""
+    body = json.dumps({"name": name, "listen": "127.0.0.1:0", "upstream": upstream}).encode()
+    request = urllib.request.Request(f"{configuration['faultproxy_url']}/proxies", data=body, method="POST")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 201
+    link = {"proxy": name, "from": SECONDARY, "to": "ap-southeast-1", "service": service}
+    return {**configuration, "links": {**configuration["links"], f"{SECONDARY}/{service}": link}}
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_zero_latency_is_not_proven(linked_configuration: dict[str, Any]) -> None:
+    result = add_latency(SECONDARY, PRIMARY, latency_ms=0, configuration=linked_configuration)
+    assert result["effect_proven"] is False, result["evidence"]
+    remove_latency(SECONDARY, PRIMARY, configuration=linked_configuration)
+    assert _open(linked_configuration) == []
+    (entry,) = [
+        e for e in ledger.read_entries(ledger.state_dir(linked_configuration)) if e["event"] == "effect"
+    ]
+    assert entry["proven"] is False
+
+
+def test_latency_proof_is_the_increase_not_the_round_trip() -> None:
+    # A link with 120 ms of its own distance: asking 50 ms each way must show +100 ms.
+    assert latency_is_proven(0.100, before=0.120, after=0.221)
+    assert not latency_is_proven(0.100, before=0.120, after=0.125)  # the old rule: 125 ms ≥ 50 ms
+    assert not latency_is_proven(0.100, before=0.120, after=0.240)  # 20 % too much
+    assert latency_is_proven(0.100, before=0.0, after=0.109)
+    assert not latency_is_proven(0.0, before=0.001, after=0.001)  # nothing added, nothing proven
+
+
+def test_latency_on_the_links_own_distance_is_measured_as_an_increase(
+    linked_configuration: dict[str, Any],
+) -> None:
+    proxy = linked_configuration["links"][f"{SECONDARY}/redis"]["proxy"]
+    url = linked_configuration["faultproxy_url"]
+    for stream in ("upstream", "downstream"):  # the regions' distance, 40 ms each way
+        body = {"name": f"distance-{stream}", "type": "latency", "stream": stream,
+                "attributes": {"latency": 40}}  # fmt: skip
+        request = urllib.request.Request(
+            f"{url}/proxies/{proxy}/toxics", data=json.dumps(body).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5):
+            pass
+    result = add_latency(SECONDARY, PRIMARY, latency_ms=30, configuration=linked_configuration)
+    assert result["effect_proven"] is True, result["evidence"]
+    assert "expected +60.0 ms" in result["evidence"]
+    remove_latency(SECONDARY, PRIMARY, configuration=linked_configuration)
+
+
+def test_a_partition_of_a_link_that_never_answered_is_not_proven(
+    linked_configuration: dict[str, Any],
+) -> None:
+    configuration = _proxy_to(linked_configuration, "dead-redis", f"127.0.0.1:{_closed_port()}", "redis")
+    configuration["links"] = {k: v for k, v in configuration["links"].items() if v["proxy"] == "dead-redis"}
+    result = partition_regions(SECONDARY, "ap-southeast-1", configuration=configuration)
+    assert result["effect_proven"] is False
+    assert "before the fault too" in result["evidence"]
+    heal_regions(SECONDARY, "ap-southeast-1", configuration=configuration)
+
+
+def test_a_one_way_cut_of_a_service_with_no_request_is_not_proven(
+    linked_configuration: dict[str, Any],
+) -> None:
+    primary = linked_configuration["regions"][PRIMARY]["redis_url"].removeprefix("redis://").split("/")[0]
+    configuration = _proxy_to(linked_configuration, "opaque", primary, "kafka")
+    configuration["links"] = {k: v for k, v in configuration["links"].items() if v["proxy"] == "opaque"}
+    one_way = partition_regions(SECONDARY, "ap-southeast-1", one_way=True, configuration=configuration)
+    assert one_way["effect_proven"] is False  # connections still accepted: the blackhole is unseen
+    assert "its service has no request to send" in one_way["evidence"]
+    heal_regions(SECONDARY, "ap-southeast-1", configuration=configuration)
+    both = partition_regions(SECONDARY, "ap-southeast-1", configuration=configuration)
+    assert both["effect_proven"] is True, both["evidence"]  # a refused connection is observed
+    heal_regions(SECONDARY, "ap-southeast-1", configuration=configuration)
+    slowed = degrade_link(
+        SECONDARY, "ap-southeast-1", bandwidth_kb_per_second=10, configuration=configuration
+    )
+    assert slowed["effect_proven"] is False
+    assert "carries no timed transfer" in slowed["evidence"]
+    restore_link(SECONDARY, "ap-southeast-1", configuration=configuration)
+    assert _open(configuration) == []
+
+
+def test_a_timeout_degradation_is_proven_by_a_failed_request(linked_configuration: dict[str, Any]) -> None:
+    result = degrade_link(SECONDARY, PRIMARY, timeout_ms=0, configuration=linked_configuration)
+    assert result["effect_proven"] is True, result["evidence"]
+    assert "got 'no answer' after" in result["evidence"]
+    restore_link(SECONDARY, PRIMARY, configuration=linked_configuration)
+    with _client(linked_configuration) as client:
+        assert client.ping()
