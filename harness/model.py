@@ -9,10 +9,16 @@ second. Files carry explicit units (``30s``, ``500ms``, ``1%``); ``harness.units
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, is_dataclass
+from dataclasses import fields as dataclass_fields
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from functools import cache
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 RECORD_SCHEMA_VERSION = 1
 
@@ -250,29 +256,21 @@ class RunRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunRecord:
+        """A record from its JSON form; every field's type is checked (RecordError names the field):
+        a string "false" must never read as a true `ok`."""
+        if not isinstance(data, Mapping):
+            raise RecordError("", f"expected an object, got {_shown(data)}")
         version = data.get("schema_version")
-        if version != RECORD_SCHEMA_VERSION:
-            raise ValueError(f"schema_version: expected {RECORD_SCHEMA_VERSION}, got {version!r}")
-        return cls(
-            run_id=data["run_id"],
-            scenario=data["scenario"],
-            experiment_title=data["experiment_title"],
-            experiment_path=data["experiment_path"],
-            harness_version=data["harness_version"],
-            started_at=data["started_at"],
-            duration_seconds=float(data["duration_seconds"]),
-            status=data["status"],
-            steady_state_before=data.get("steady_state_before"),
-            steady_state_after=data.get("steady_state_after"),
-            activity_errors=tuple(data.get("activity_errors", ())),
-            events=tuple(Event(**e) for e in data.get("events", ())),
-            samples=tuple(Sample(**s) for s in data.get("samples", ())),
-            faults=tuple(FaultRecord(**f) for f in data.get("faults", ())),
-            measurements=tuple(Measurement(**m) for m in data.get("measurements", ())),
-            environment=dict(data.get("environment", {})),
-            journal=dict(data.get("journal", {})),
-            schema_version=version,
-        )
+        if isinstance(version, bool) or version != RECORD_SCHEMA_VERSION:
+            raise RecordError("schema_version", f"expected {RECORD_SCHEMA_VERSION}, got {_shown(version)}")
+        record = _read_dataclass(cls, data, "")
+        try:
+            datetime.fromisoformat(record.started_at)
+        except ValueError:
+            raise RecordError(
+                "started_at", f"expected an ISO 8601 time, got {_shown(record.started_at)}"
+            ) from None
+        return record
 
     def measurement(self, name: str) -> Measurement | None:
         """The last measurement of that name, if any probe produced one."""
@@ -330,24 +328,130 @@ class Grade:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Grade:
-        checks = tuple(
-            Check(
-                **{
-                    **c,
-                    "verdict": Verdict(c["verdict"]),
-                    "comparison": Comparison(c["comparison"]),
-                    "witnesses": tuple((str(n), v) for n, v in c.get("witnesses", ())),
-                    "missing": tuple(c.get("missing", ())),
-                }
+        """A grade from its JSON form; every field's type is checked (RecordError names the field)."""
+        if not isinstance(data, Mapping):
+            raise RecordError("", f"expected an object, got {_shown(data)}")
+        return _read_dataclass(cls, data, "")
+
+
+# ---------------------------------------------------------------- reading JSON back
+
+
+class RecordError(ValueError):
+    """A stored record or grade that does not have the shape of the model: names the field path
+    (``samples[12].ok``) and what was expected. The CLI prints it on one line and exits 2."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}" if field else problem)
+        self.field, self.problem = field, problem
+
+
+def _shown(value: Any) -> str:
+    """A found value as the error shows it: JSON spelling for non-strings, quoted strings."""
+    if isinstance(value, str):
+        text = repr(value)
+    elif isinstance(value, float) and not math.isfinite(value):
+        text = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    else:
+        try:
+            text = json.dumps(value)
+        except (TypeError, ValueError):
+            text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _read_dataclass(cls: type, data: Any, where: str) -> Any:
+    """An instance of a model dataclass from a JSON object, checking each field by its annotation."""
+    if not isinstance(data, Mapping):
+        raise RecordError(where, f"expected an object, got {_shown(data)}")
+    hints = _hints(cls)
+    fields_by_name = {f.name: f for f in dataclass_fields(cls)}
+    for key in data:
+        if key not in fields_by_name:
+            raise RecordError(
+                _join(where, str(key)), f"unknown field (expected one of: {', '.join(fields_by_name)})"
             )
-            for c in data["checks"]
+    values = {}
+    for name, spec in fields_by_name.items():
+        if name not in data:
+            if spec.default is MISSING and spec.default_factory is MISSING:
+                raise RecordError(_join(where, name), "missing")
+            continue
+        values[name] = _read_value(hints[name], data[name], _join(where, name))
+    return cls(**values)
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls)
+
+
+def _read_value(kind: Any, value: Any, where: str) -> Any:
+    """A JSON value read as the annotation `kind`; RecordError naming `where` otherwise."""
+    origin, args = get_origin(kind), get_args(kind)
+    if origin in (Union, UnionType):
+        options = [a for a in args if a is not type(None)]
+        if value is None and len(options) < len(args):
+            return None
+        (inner,) = options
+        try:
+            return _read_value(inner, value, where)
+        except RecordError as error:
+            if error.field != where:
+                raise
+            raise RecordError(where, f"expected {_EXPECTED_OR_NULL.get(inner, 'a value or null')}, "
+                                     f"got {_shown(value)}") from None  # fmt: skip
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise RecordError(where, f"expected true or false, got {_shown(value)}")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise RecordError(where, f"expected a number, got {_shown(value)}")
+        # A time must be finite to order events; other values may be NaN or infinite (the store
+        # keeps them, and scoring treats a non-finite measurement as no measurement).
+        if where.endswith("at_seconds") and not math.isfinite(value):
+            raise RecordError(where, f"expected a finite number, got {_shown(value)}")
+        return float(value)
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RecordError(where, f"expected a whole number, got {_shown(value)}")
+        return value
+    if kind is str:
+        if not isinstance(value, str):
+            raise RecordError(where, f"expected a string, got {_shown(value)}")
+        return value
+    if isinstance(kind, type) and issubclass(kind, StrEnum):
+        try:
+            return kind(value)
+        except ValueError:
+            allowed = ", ".join(member.value for member in kind)
+            raise RecordError(where, f"expected one of {allowed}, got {_shown(value)}") from None
+    if origin is Mapping or kind is Mapping:
+        if not isinstance(value, Mapping):
+            raise RecordError(where, f"expected an object, got {_shown(value)}")
+        return dict(value)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise RecordError(where, f"expected a list, got {_shown(value)}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_read_value(args[0], item, f"{where}[{i}]") for i, item in enumerate(value))
+        if len(value) != len(args):
+            shape = "[name, value] pair" if len(args) == 2 else f"list of {len(args)} items"
+            raise RecordError(where, f"expected a {shape}, got {_shown(value)}")
+        return tuple(
+            _read_value(a, item, f"{where}[{i}]") for i, (a, item) in enumerate(zip(args, value, strict=True))
         )
-        return cls(
-            run_id=data["run_id"],
-            scenario=data["scenario"],
-            experiment_title=data["experiment_title"],
-            verdict=Verdict(data["verdict"]),
-            score=float(data["score"]),
-            checks=checks,
-            reasons=tuple(data.get("reasons", ())),
-        )
+    if is_dataclass(kind):
+        return _read_dataclass(kind, value, where)
+    if kind is Any:
+        return value
+    raise TypeError(f"{where}: no reader for {kind!r}")  # a model field of a new kind: extend _read_value
+
+
+_EXPECTED_OR_NULL = {bool: "true, false or null", float: "a number or null", int: "a whole number or null",
+                     str: "a string or null"}  # fmt: skip

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from harness.errors import ConfigError
-from harness.model import RECORD_SCHEMA_VERSION, Grade, RunRecord
+from harness.model import RECORD_SCHEMA_VERSION, Grade, RecordError, RunRecord
 from harness.report._html import render_index_html, render_run_html, render_system_html
 from harness.report._junit import render_junit
 from harness.report._summary import render_summary
@@ -128,6 +128,8 @@ def _parse(path: Path, field: str, parse: Callable[[Mapping[str, Any]], _T], dat
         raise ConfigError(path, field, f"expected an object, got {type(data).__name__}")
     try:
         return parse(data)
+    except RecordError as error:  # the model names the field path: samples[12].ok
+        raise ConfigError(path, f"{field}.{error.field}" if error.field else field, error.problem) from None
     except KeyError as error:
         raise ConfigError(path, f"{field}.{error.args[0]}", "missing") from None
     except (TypeError, ValueError, AttributeError) as error:
