@@ -19,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from harness import interrupts
 from harness.errors import EnvironmentProblem
 from harness.model import Scenario
 from harness.sandbox import api, monitoring, patroni, proxy, redirect
@@ -64,7 +65,8 @@ class Sandbox:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        self.down()
+        with interrupts.deferred():  # a first signal must not leave half a sandbox running
+            self.down()
 
 
 # ---------------------------------------------------------------- up
@@ -161,6 +163,8 @@ class _Starter:
         self.redirect_library = redirect.build(directory / "redirect") if routed else None
 
     def ready(self, component: procs.Component, what: str = "") -> None:
+        if interrupts.cancelled():  # interrupted: start nothing more, `up` tears down
+            raise EnvironmentProblem("sandbox start interrupted")
         self.say(f"{component.name}: {what or component.kind} on {procs.HOST}:{component.port}")
 
     def upstream(self, region: str, service: str) -> int:
@@ -204,7 +208,8 @@ class _Starter:
     def postgres(self, proxy_ready: Future[None] | None) -> None:
         user = pg.run_as()
         root = pg.data_root(self.directory, user)
-        primary = pg.start_primary(self.directory, self.plan, root, user)
+        synchronous = pg.wants_synchronous_commit(self.scenario)
+        primary = pg.start_primary(self.directory, self.plan, root, user, synchronous)
         pg.wait_until_ready(primary)
         pg.create_slots(primary, self.plan.secondaries)
         self.ready(primary, "postgres primary")
@@ -213,7 +218,14 @@ class _Starter:
 
         def standby(region: str) -> None:
             component = pg.start_standby(
-                self.directory, self.plan, root, user, region, primary, self.upstream(region, "postgres")
+                self.directory,
+                self.plan,
+                root,
+                user,
+                region,
+                primary,
+                self.upstream(region, "postgres"),
+                synchronous,
             )
             pg.wait_until_ready(component, standby=True)
             self.ready(component, "postgres standby, streaming")
@@ -227,10 +239,14 @@ class _Starter:
         etcd = patroni.start_etcd(self.directory, self.plan)
         procs.wait_until_listening(etcd)
         self.ready(etcd, "etcd")
-        leader = patroni.start(self.directory, self.plan, self.plan.primary, root, user)
+        synchronous = pg.wants_synchronous_commit(self.scenario)
+        leader = patroni.start(self.directory, self.plan, self.plan.primary, root, user, synchronous)
         patroni.wait_until_role(leader, "primary")
         self.ready(leader, f"patroni (postgres primary :{self.plan.ports[f'postgres-{self.plan.primary}']})")
-        replicas = [patroni.start(self.directory, self.plan, r, root, user) for r in self.plan.secondaries]
+        replicas = [
+            patroni.start(self.directory, self.plan, r, root, user, synchronous)
+            for r in self.plan.secondaries
+        ]
         for replica in replicas:
             patroni.wait_until_role(replica, "replica")
             server = replace(
@@ -240,7 +256,21 @@ class _Starter:
             self.ready(replica, f"patroni (postgres standby :{server.port}, streaming)")
 
     def start(self) -> None:
-        with self.pool:
+        try:
+            self._start()
+        finally:
+            # Interrupted: do not wait for workers still starting components; `up` stops what runs
+            # first (so their waits fail fast), then waits for them (`finish`).
+            self.pool.shutdown(wait=not interrupts.cancelled(), cancel_futures=True)
+
+    def finish(self, timeout_seconds: float = 5.0) -> None:
+        """Wait (bounded) for workers still starting components after an interrupt."""
+        deadline = time.monotonic() + timeout_seconds
+        for thread in list(getattr(self.pool, "_threads", ())):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _start(self) -> None:
+        if True:
             proxy_ready = self.pool.submit(self.proxy) if self.plan.has("proxy") else None
             prometheus = (
                 monitoring.start_prometheus(self.directory, self.plan)
@@ -296,14 +326,20 @@ def up(
     directory.mkdir(parents=True, exist_ok=True)
     _refuse_running(directory)
     (directory / LOGS).mkdir(exist_ok=True)
+    starter: _Starter | None = None
     try:
-        _Starter(directory, scenario, wanted, progress or (lambda line: None)).start()
+        starter = _Starter(directory, scenario, wanted, progress or (lambda line: None))
+        starter.start()
         endpoints = _endpoints(directory, scenario, wanted)
         temporary = directory / f"{ENDPOINTS_FILE}.tmp"
         temporary.write_text(json.dumps(endpoints, indent=2))
         temporary.replace(directory / ENDPOINTS_FILE)
     except BaseException:
-        down(directory)
+        with interrupts.deferred():
+            down(directory)  # what started; workers waiting on it fail fast
+            if starter is not None:
+                starter.finish()
+                down(directory)  # anything a worker started meanwhile
         raise
     return Sandbox(directory, endpoints)
 

@@ -57,13 +57,15 @@ def start_etcd(directory: Path, plan: Plan) -> Component:
     )  # fmt: skip
 
 
-def _config(plan: Plan, region: str, data: Path, template: Path) -> dict:
+def _config(plan: Plan, region: str, data: Path, template: Path, synchronous: bool = False) -> dict:
     pg_port = plan.ports[f"postgres-{region}"]
     rest_port = plan.ports[f"patroni-{region}"]
     source = shlex.quote(str(template))
     copy = f'd="${{2#--datadir=}}"; mkdir -p "$d" && cp -a {source}/. "$d"/ && chmod 700 "$d"'
     parameters = dict(
-        setting.split("=", 1) for setting in postgres.SETTINGS if not setting.startswith("port=")
+        setting.split("=", 1)
+        for setting in postgres.commit_settings(synchronous)
+        if not setting.startswith("port=")
     )
     return {
         "scope": SCOPE,
@@ -76,6 +78,8 @@ def _config(plan: Plan, region: str, data: Path, template: Path) -> dict:
                 "loop_wait": LOOP_WAIT_SECONDS,
                 "retry_timeout": 5,
                 "maximum_lag_on_failover": 16 * 1024 * 1024,
+                # Patroni sets synchronous_standby_names itself, and promotes only a synchronous standby.
+                "synchronous_mode": synchronous,
                 "postgresql": {"use_slots": True, "parameters": parameters},
             },
             "method": "copy_template",
@@ -98,12 +102,15 @@ def _config(plan: Plan, region: str, data: Path, template: Path) -> dict:
     }
 
 
-def start(directory: Path, plan: Plan, region: str, root: Path, user: str) -> Component:
-    """Start the Patroni of `region` (it starts or clones that region's PostgreSQL)."""
+def start(
+    directory: Path, plan: Plan, region: str, root: Path, user: str, synchronous: bool = False
+) -> Component:
+    """Start the Patroni of `region` (it starts or clones that region's PostgreSQL); `synchronous`:
+    Patroni's synchronous_mode with synchronous_commit=on."""
     name = f"patroni-{region}"
     config = directory / f"{name}.yml"
     data = root / f"postgres-{region}"
-    config.write_text(json.dumps(_config(plan, region, data, postgres.template(user)), indent=2))
+    config.write_text(json.dumps(_config(plan, region, data, postgres.template(user), synchronous), indent=2))
     port = plan.ports[name]
     ensure_free(port, name)
     ensure_free(plan.ports[f"postgres-{region}"], f"postgres-{region}")

@@ -6,9 +6,19 @@ each sandbox copies it for its primary and takes ``pg_basebackup`` copies for th
 each with its own physical replication slot. Standbys stream through the fault proxy when
 it runs.
 
-Sandbox-only settings, unsafe anywhere else: ``fsync=off``, ``synchronous_commit=off`` and
-``full_page_writes=off``. They lose data only when the *machine* crashes; a killed
-postgres process still recovers from its WAL, so instance-failure experiments stay honest.
+Sandbox-only settings, unsafe anywhere else: ``fsync=off`` and ``full_page_writes=off``. They
+lose data only when the *machine* crashes; a killed postgres process still recovers from its
+WAL, so instance-failure experiments stay honest.
+
+Replication is asynchronous (``synchronous_commit=off``) unless the scenario asks otherwise
+under ``settings.sandbox_requirements.postgres_synchronous_commit: true``: then every server
+runs ``synchronous_commit=on`` with ``synchronous_standby_names = 'ANY 1 (<every region>)'``, so
+a commit is acknowledged only once a standby has its WAL, and a promoted standby keeps the rule.
+
+The settings a failover changes (``primary_conninfo``, ``primary_slot_name``,
+``synchronous_standby_names``) live in each data directory's ``postgresql.auto.conf``, not on
+the command line, so ``ALTER SYSTEM`` can repoint a standby and a restarted old primary can
+rejoin as a standby (`rejoin_as_standby`).
 
 PostgreSQL refuses to run as root; when the harness is root, every PostgreSQL program runs
 as the ``postgres`` user and the data directories live in a private directory under the
@@ -27,7 +37,8 @@ from pathlib import Path
 
 import psycopg
 
-from harness.errors import EnvironmentProblem
+from harness.errors import ConfigError, EnvironmentProblem
+from harness.model import Scenario
 from harness.sandbox.components import HOST, Component, record_cleanup_path, spawn
 from harness.sandbox.ports import ensure_free
 from harness.sandbox.topology import Plan
@@ -44,7 +55,6 @@ SETTINGS = (
     "listen_addresses=127.0.0.1",
     "unix_socket_directories=",
     "fsync=off",
-    "synchronous_commit=off",
     "full_page_writes=off",
     "wal_level=replica",
     "max_wal_senders=10",
@@ -59,6 +69,62 @@ SETTINGS = (
     "log_min_messages=warning",
     "log_line_prefix=%m [%p] ",
 )
+
+
+AUTO_CONF = "postgresql.auto.conf"
+
+
+def wants_synchronous_commit(scenario: Scenario) -> bool:
+    """Whether the scenario asks for synchronous replication (settings.sandbox_requirements)."""
+    requirements = (scenario.settings or {}).get("sandbox_requirements") or {}
+    if not isinstance(requirements, dict):
+        raise ConfigError(
+            scenario.path or scenario.name, "settings.sandbox_requirements", "expected a mapping"
+        )
+    wanted = requirements.get("postgres_synchronous_commit", False)
+    if not isinstance(wanted, bool):
+        raise ConfigError(
+            scenario.path or scenario.name,
+            "settings.sandbox_requirements.postgres_synchronous_commit",
+            f"expected true or false, got {wanted!r}",
+        )
+    return wanted
+
+
+def commit_settings(synchronous: bool) -> tuple[str, ...]:
+    """The command-line settings of every server: SETTINGS plus the commit mode."""
+    return (*SETTINGS, f"synchronous_commit={'on' if synchronous else 'off'}")
+
+
+def synchronous_standby_names(regions: tuple[str, ...]) -> str:
+    """'ANY 1 ("r1", "r2", ...)': a commit waits for one standby, whichever region it is in."""
+    return "ANY 1 (" + ", ".join(f'"{region}"' for region in regions) + ")"
+
+
+def write_auto_conf(data: Path, user: str, settings: dict[str, str]) -> None:
+    """Replace the data directory's postgresql.auto.conf (what ALTER SYSTEM writes) with `settings`."""
+    lines = ["# written by the harness sandbox; ALTER SYSTEM may change it\n"]
+    for key, value in settings.items():
+        lines.append("{} = '{}'\n".format(key, value.replace("'", "''")))
+    path = data / AUTO_CONF
+    path.write_text("".join(lines))
+    _hand_over(path, user)
+
+
+def standby_conninfo(region: str, upstream_port: int) -> str:
+    return f"host={HOST} port={upstream_port} user={USER} application_name={region}"
+
+
+def rejoin_as_standby(component: Component, region: str, upstream_port: int, synchronous_names: str) -> None:
+    """Make a stopped server's data directory start as a standby of the server on `upstream_port`
+    (used when an old primary comes back after another server was promoted)."""
+    data = Path(component.cwd)
+    (data / "standby.signal").touch()
+    _hand_over(data / "standby.signal", component.user)
+    settings = {"primary_conninfo": standby_conninfo(region, upstream_port)}
+    if synchronous_names:
+        settings["synchronous_standby_names"] = synchronous_names
+    write_auto_conf(data, component.user, settings)
 
 
 def bin_dir() -> Path:
@@ -173,8 +239,8 @@ def slot_name(region: str) -> str:
     return "standby_" + region.replace("-", "_")
 
 
-def _command(data: Path, port: int, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
-    settings = (*SETTINGS, f"port={port}", *extra)
+def _command(data: Path, port: int, synchronous: bool) -> tuple[str, ...]:
+    settings = (*commit_settings(synchronous), f"port={port}")
     return (str(bin_dir() / "postgres"), "-D", str(data), *[part for s in settings for part in ("-c", s)])
 
 
@@ -182,7 +248,7 @@ def dsn(port: int) -> str:
     return f"postgresql://{USER}@{HOST}:{port}/{DATABASE}"
 
 
-def start_primary(directory: Path, plan: Plan, root: Path, user: str) -> Component:
+def start_primary(directory: Path, plan: Plan, root: Path, user: str, synchronous: bool = False) -> Component:
     """Copy the template into the primary's data directory and start it."""
     name = f"postgres-{plan.primary}"
     data = root / name
@@ -191,6 +257,7 @@ def start_primary(directory: Path, plan: Plan, root: Path, user: str) -> Compone
         entry = pwd.getpwnam(user)
         for path in (data, *data.rglob("*")):
             os.lchown(path, entry.pw_uid, entry.pw_gid)
+    write_auto_conf(data, user, _synchronous(plan, synchronous))
     port = plan.ports[name]
     ensure_free(port, name)
     return spawn(
@@ -200,7 +267,7 @@ def start_primary(directory: Path, plan: Plan, root: Path, user: str) -> Compone
         region=plan.primary,
         role="primary",
         port=port,
-        command=_command(data, port),
+        command=_command(data, port, synchronous),
         cwd=data,
         user=user,
     )
@@ -234,8 +301,19 @@ def create_slots(primary: Component, regions: tuple[str, ...]) -> None:
             connection.execute("SELECT pg_create_physical_replication_slot(%s, true)", (slot_name(region),))
 
 
+def _synchronous(plan: Plan, synchronous: bool) -> dict[str, str]:
+    return {"synchronous_standby_names": synchronous_standby_names(plan.regions)} if synchronous else {}
+
+
 def start_standby(
-    directory: Path, plan: Plan, root: Path, user: str, region: str, primary: Component, upstream_port: int
+    directory: Path,
+    plan: Plan,
+    root: Path,
+    user: str,
+    region: str,
+    primary: Component,
+    upstream_port: int,
+    synchronous: bool = False,
 ) -> Component:
     """Base-backup the primary for `region`; start it streaming from `upstream_port` (proxy or primary)."""
     name = f"postgres-{region}"
@@ -264,9 +342,17 @@ def start_standby(
     )
     (data / "standby.signal").touch()
     _hand_over(data / "standby.signal", user)
+    write_auto_conf(
+        data,
+        user,
+        {
+            "primary_conninfo": standby_conninfo(region, upstream_port),
+            "primary_slot_name": slot_name(region),
+            **_synchronous(plan, synchronous),
+        },
+    )
     port = plan.ports[name]
     ensure_free(port, name)
-    conninfo = f"host={HOST} port={upstream_port} user={USER} application_name={region}"
     return spawn(
         directory,
         name=name,
@@ -274,9 +360,7 @@ def start_standby(
         region=region,
         role="standby",
         port=port,
-        command=_command(
-            data, port, (f"primary_conninfo={conninfo}", f"primary_slot_name={slot_name(region)}")
-        ),
+        command=_command(data, port, synchronous),
         cwd=data,
         user=user,
     )
