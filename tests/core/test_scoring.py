@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from harness.model import Comparison, FaultRecord, Measurement, RunRecord, Scenario, Target, Verdict
+from harness.model import (
+    Comparison,
+    ExperimentRef,
+    FaultRecord,
+    Measurement,
+    RunRecord,
+    Scenario,
+    Target,
+    Verdict,
+)
 from harness.scoring import check_target, exit_code, grade, overall_verdict, score
 
 
@@ -40,7 +49,7 @@ def test_check_verdicts(limit, comparison, value, lower_bound, expected) -> None
 def test_missing_measurement_is_unknown_never_pass() -> None:
     check = check_target(_target(), None)
     assert check.verdict is Verdict.UNKNOWN
-    assert "no measurement" in check.evidence
+    assert "not measured" in check.evidence
 
 
 def test_doubts_turn_a_pass_into_unknown() -> None:
@@ -101,13 +110,19 @@ def _record(**changes) -> RunRecord:
         faults=(
             FaultRecord("f1", "actions.instances.stop_instance", "redis", 1.0, 5.0, True, "port refused"),
         ),
-        measurements=(Measurement("failover_seconds", 3.0, "seconds", "probe"),),
+        measurements=(Measurement("slo_p99_latency_seconds", 3.0, "seconds", "probe"),),
     )
     base.update(changes)
     return RunRecord(**base)
 
 
-SCENARIO = Scenario(name="s", path="s.yaml", targets=(_target(30.0, critical=True),))
+# A probe-reported measure: graded from the stored measurement, whatever harness.measures derives.
+SCENARIO = Scenario(
+    name="s",
+    path="s.yaml",
+    targets=(Target("latency", "slo_p99_latency_seconds", 30.0, "seconds", critical=True),),
+    experiments=(ExperimentRef("experiments/x.yaml", targets=("latency",)),),
+)
 
 
 def test_grade_passes_a_clean_run() -> None:
@@ -125,7 +140,7 @@ def test_grade_passes_a_clean_run() -> None:
             "not observed",
         ),
         ({"faults": (FaultRecord("f1", "a.stop", "redis", 1.0, None, None, ""),)}, "not checked"),
-        ({"status": "interrupted"}, "interrupted"),
+        ({"status": "interrupted"}, "chaoslib status is 'interrupted'"),
     ],
 )
 def test_untrustworthy_runs_are_unknown(changes, reason) -> None:
