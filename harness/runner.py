@@ -16,38 +16,36 @@ import os
 import platform
 import re
 import shutil
-import signal
 import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from harness import canary as canary_module
-from harness import ledger, loading, measures
+from harness import interrupts, ledger, leftovers, loading, measures
 from harness.errors import FaultsOpen, HarnessError
+from harness.interrupts import CONTROLLER, Interrupted
 from harness.model import Event, Measurement, RunRecord, Sample, Scenario
+from harness.progress import WaitNotice
 from harness.units import parse_frequency
 from harness.watchers import PatroniWatcher, SentinelWatcher
 
 Progress = Callable[[str], None]
 GUARD_INTERVAL_SECONDS = 0.25
-# A frozen target answers nothing: its canary then records one failure per request timeout
-# (about 2 a second), so the floor that keeps a handful of samples from aborting stays low.
-GUARD_MIN_SAMPLES = 5
+# The error-ratio guardrail judges the canary requests answered so far once there are this many
+# (so one failed request at the start is not a 100 % blast radius), and the sliding window once
+# the run is older than the window. A frozen target answers once per request timeout, so the
+# several canaries of a run reach 20 within a few seconds.
+GUARD_MIN_SAMPLES = 20
 SETTLE_SECONDS = 0.5  # canaries keep sampling this long after the rollbacks
 CHAOSLIB_SETTINGS = {"runtime": {"rollbacks": {"strategy": "always"}}}
 BASELINE_SAMPLES = 10  # successful canary requests before the experiment starts
 BASELINE_TIMEOUT_SECONDS = 5.0
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM outside chaoslib's own handler: unwinds like Ctrl-C so every `finally` runs."""
 
 
 @dataclass(slots=True)
@@ -87,42 +85,9 @@ def ensure_target_allowed(scenario: Scenario, allow_production: bool) -> None:
         )
 
 
-@contextmanager
-def _sigterm_unwinds() -> Iterator[None]:
-    def raise_terminated(signum: int, frame: Any) -> None:
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, raise_terminated)
-    # A guardrail's SIGUSR1 that lands after chaoslib restored our handlers must not kill us.
-    previous_usr1 = signal.signal(signal.SIGUSR1, lambda signum, frame: None)
-    previous_int = signal.getsignal(signal.SIGINT)  # _SignalNotes replaces it during the run
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        signal.signal(signal.SIGUSR1, previous_usr1)
-        signal.signal(signal.SIGINT, previous_int)
-
-
-@contextmanager
-def _signals_held() -> Iterator[list[str]]:
-    """Hold SIGINT and SIGTERM while the run's faults are undone, so a second Ctrl-C cannot cut the
-    undo short; yields the names of the signals that arrived meanwhile."""
-    held: list[str] = []
-
-    def hold(signum: int, frame: Any) -> None:
-        held.append(signal.Signals(signum).name)
-
-    previous = {number: signal.signal(number, hold) for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield held
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-
-
 class _Guard:
-    """Aborts the run (chaoslib's graceful exit: rollbacks run) when a guardrail is crossed."""
+    """Aborts the run when a guardrail is crossed: the faults are undone at once in the main
+    thread, then chaoslib's graceful exit plays the rollbacks (see harness.interrupts)."""
 
     def __init__(self, scenario: Scenario, canaries: list[canary_module.Canary], state_dir: Path) -> None:
         self._limits = scenario.guardrails
@@ -145,17 +110,16 @@ class _Guard:
 
     def _watch(self) -> None:
         while not self._stop.wait(GUARD_INTERVAL_SECONDS):
-            reason = self._reason()
+            reason = self._reason(time.monotonic())
             if reason:
                 self.crossed = {"at_monotonic": time.monotonic(), "reason": reason}
-                os.kill(os.getpid(), signal.SIGUSR1)  # chaoslib: SystemExit(20), rollbacks run
+                CONTROLLER.abort_for_guardrail(reason)
                 return
 
-    def _reason(self) -> str:
+    def _reason(self, now: float) -> str:
         faults = ledger.open_faults(self._state_dir)
         if not faults:
             return ""
-        now = time.monotonic()
         oldest = min(f.applied_monotonic for f in faults)
         limit = self._limits.max_duration_seconds
         if limit is not None and now - oldest > limit:
@@ -163,66 +127,87 @@ class _Guard:
         limit = self._limits.max_error_ratio
         if limit is None:
             return ""
-        window = self._limits.window_seconds
-        if now - self._started_monotonic < window:
-            return ""  # judge only full windows: an outage seconds into a young run is not the blast radius
-        recent = [s for c in self._canaries for s in c.samples() if s["at_monotonic"] >= now - window]
-        if not recent:
-            return ""
-        ratio = sum(1 for s in recent if not s["ok"]) / len(recent)
-        if ratio > limit:
-            return f"canary error ratio {ratio:.0%} over the last {window:g} s, guardrail {limit:.0%}"
+        samples = [s for c in self._canaries for s in c.samples()]
+        return error_ratio_crossing(samples, self._started_monotonic, now, self._limits.window_seconds, limit)
+
+
+def error_ratio_crossing(
+    samples: list[dict[str, Any]], started_monotonic: float, now: float, window_seconds: float, limit: float
+) -> str:
+    """Why the canary error ratio crosses `limit`, or "": over every request since the run started
+    while the run is younger than the window, over the last `window_seconds` after that; judged
+    once GUARD_MIN_SAMPLES requests are in."""
+    since = max(started_monotonic, now - window_seconds)
+    recent = [s for s in samples if s["at_monotonic"] >= since]
+    if len(recent) < GUARD_MIN_SAMPLES:
         return ""
-
-
-_INTERRUPTS: dict[int, Callable[[], BaseException]] = {
-    signal.SIGINT: KeyboardInterrupt,
-    signal.SIGTERM: Terminated,
-    signal.SIGUSR1: lambda: SystemExit(20),  # the guardrail; chaoslib's code for "exit, with rollbacks"
-}
+    ratio = sum(1 for s in recent if not s["ok"]) / len(recent)
+    if ratio <= limit:
+        return ""
+    span = (
+        f"the last {window_seconds:g} s"
+        if since > started_monotonic
+        else f"the first {now - started_monotonic:.1f} s of the run"
+    )
+    return f"canary error ratio {ratio:.0%} over {span} ({len(recent)} requests), guardrail {limit:.0%}"
 
 
 class _SignalNotes:
-    """chaoslib event handler noting which signal interrupted the run, and making every interrupt
-    take effect at once.
+    """chaoslib event handler: hands signal handling to the process's controller while chaoslib
+    runs, and tells the wait notice what the run is waiting for.
 
     chaoslib's SIGTERM handler raises InterruptExecution, which an activity in progress swallows
     as its own failure (the run goes on); and an activity interrupted by any signal still sleeps
-    its ``pauses.after`` before the interrupt unwinds further. So while chaoslib runs, SIGINT,
-    SIGTERM and SIGUSR1 raise BaseExceptions, raised again when the activity completes until
-    chaoslib has caught one (chaoslib restores its caller's SIGTERM and SIGUSR1 handlers when it
-    returns; `_sigterm_unwinds` restores SIGINT).
+    its ``pauses.after`` before the interrupt unwinds further. So while chaoslib runs, the
+    controller raises KeyboardInterrupt (SystemExit(20) for a guardrail), raised again when the
+    activity completes until chaoslib has caught it.
     """
 
-    def __init__(self) -> None:
-        self.signal_name = ""
-        self._pending: Callable[[], BaseException] | None = None
+    def __init__(self, notice: WaitNotice | None = None) -> None:
+        self._notice = notice
+        self._background: dict[threading.Thread, str] = {}
 
     def __getattr__(self, name: str) -> Callable[..., None]:
         return lambda *args, **kwargs: None
 
     def running(self, experiment, journal, configuration, secrets, schedule, settings) -> None:
-        for number in _INTERRUPTS:
-            if signal.getsignal(number) is not signal.SIG_IGN:
-                signal.signal(number, self._interrupt)
+        CONTROLLER.enter_chaoslib()
 
-    def _interrupt(self, signum: int, frame: Any) -> None:
-        if signum != signal.SIGUSR1:
-            self.signal_name = self.signal_name or signal.Signals(signum).name
-        self._pending = _INTERRUPTS[signum]
-        raise self._pending()
+    def start_activity(self, activity: Any) -> None:
+        name = str((activity or {}).get("name", "?"))
+        thread = threading.current_thread()
+        if thread is not threading.main_thread():
+            self._background[thread] = name
+            CONTROLLER.note_background(thread, running=True)
+        elif self._notice is not None:
+            self._notice.waiting_for(f"{(activity or {}).get('type', 'activity')} {name}")
 
     def activity_completed(self, activity: Any, run: Any) -> None:
-        if self._pending is not None:
-            raise self._pending()  # skips the activity's pause: chaoslib only catches Exception here
+        thread = threading.current_thread()
+        if thread is not threading.main_thread():
+            self._background.pop(thread, None)
+            CONTROLLER.note_background(thread, running=False)
+            return
+        CONTROLLER.raise_pending()  # skips the activity's pause: chaoslib only catches Exception here
+        if self._notice is not None:
+            after = ((activity or {}).get("pauses") or {}).get("after")
+            name = (activity or {}).get("name", "?")
+            if after:
+                self._notice.waiting_for(f"the {after} s pause after {name}")
+            elif self._background:
+                self._notice.waiting_for(f"background activities ({', '.join(self._background.values())})")
+
+    def start_rollbacks(self, experiment: Any) -> None:
+        CONTROLLER.enter_rollbacks()
+        if self._notice is not None:
+            self._notice.say("rolling back")
+            self._notice.waiting_for("the rollbacks")
 
     def interrupted(self, experiment: Any, journal: Any) -> None:
-        self._pending = None
-        self.signal_name = self.signal_name or "SIGTERM"
+        CONTROLLER.caught()
 
     def signal_exit(self) -> None:
-        self._pending = None
-        self.signal_name = self.signal_name or "SIGINT"
+        CONTROLLER.caught()
 
 
 def _versions() -> dict[str, str]:
@@ -286,8 +271,8 @@ def environment_credentials(declared: Mapping[str, Any] | None, loaded: Mapping[
 class _SecretCatcher(_SignalNotes):
     """Also keeps the secrets chaoslib loaded, so the record can be scrubbed of them."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, notice: WaitNotice | None = None) -> None:
+        super().__init__(notice)
         self.secrets: set[str] = set()
 
     def running(self, experiment, journal, configuration, secrets, schedule, settings) -> None:
@@ -362,28 +347,38 @@ def _undo_leftovers(state_dir: Path, run_id: str, started_monotonic: float) -> l
 
 def run_experiment(experiment_path: Path, context: RunContext) -> RunRecord:
     """Run one experiment against the context's target and return its record (never raises for
-    a broken system: that is what the record is for)."""
+    a broken system: that is what the record is for).
+
+    Every refusal (bad input, production without consent, faults left open) comes before
+    anything starts. A first SIGINT or SIGTERM undoes the run's faults at once (harness.interrupts);
+    an interrupt before the canaries start raises Interrupted, a later one still returns the
+    record, with a `run.interrupted` event."""
     experiment = loading.load_experiment(experiment_path)
     ensure_target_allowed(context.scenario, context.allow_production)
     ensure_no_open_faults(context.state_dir)
     extension = loading.harness_extension(experiment)
     run_id = new_run_id(context.scenario.name, experiment_path)
     run_dir = context.out_dir / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with _sigterm_unwinds():
+    with CONTROLLER.installed(), WaitNotice(context.progress) as notice:
+        CONTROLLER.register_run(context.state_dir, run_id)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        leftovers.running_run(context.state_dir, run_id, context.out_dir)
         if context.endpoints is not None:
             return _run_against(
-                experiment, experiment_path, extension, context, run_id, run_dir, context.endpoints
+                experiment, experiment_path, extension, context, run_id, run_dir, context.endpoints, notice
             )
-        from harness import sandbox
-
         components = with_failover_manager(context.scenario, extension.get("sandbox_components") or None)
-        context.progress(f"sandbox: starting {', '.join(components) if components else 'all components'}")
-        with sandbox.up(
-            context.scenario, run_dir / "sandbox", components=components, progress=context.progress
+        notice.say(f"sandbox: starting {', '.join(components) if components else 'all components'}")
+        notice.waiting_for("the sandbox to start")
+        with leftovers.owned_sandbox(
+            context.scenario,
+            run_dir / "sandbox",
+            context.state_dir,
+            components=components,
+            progress=notice.say,
         ) as sb:
             return _run_against(
-                experiment, experiment_path, extension, context, run_id, run_dir, sb.endpoints
+                experiment, experiment_path, extension, context, run_id, run_dir, sb.endpoints, notice
             )
 
 
@@ -395,6 +390,7 @@ def _run_against(
     run_id: str,
     run_dir: Path,
     endpoints: Mapping[str, Any],
+    notice: WaitNotice,
 ) -> RunRecord:
     from chaoslib.experiment import run_experiment as chaoslib_run
 
@@ -417,66 +413,94 @@ def _run_against(
     started_wall = time.time()
     started_monotonic = time.monotonic()
     wall_offset = started_wall - started_monotonic
-    canaries = [canary_module.Canary(t, rate_hz, run_dir / "canary.jsonl").start() for t in targets]
-    watcher = SentinelWatcher(endpoints.get("redis_sentinels", ())).start()
-    patroni_watcher = PatroniWatcher(_patroni_urls(endpoints)).start()
-    _await_baseline(canaries, context.progress)
-    guard = _Guard(context.scenario, canaries, context.state_dir).start()
-    notes = _SecretCatcher()
+    canaries: list[canary_module.Canary] = []
+    watchers: list[SentinelWatcher | PatroniWatcher] = []
+    guard: _Guard | None = None
+    notes = _SecretCatcher(notice)
     redacting = _RedactingFilter(notes)
+    chaos_logger = logging.getLogger("chaostoolkit")
     journal: dict[str, Any] = {}
     extra_events: list[Event] = []
-    context.progress(f"running {experiment.get('title', experiment_path.name)}")
+    failure: BaseException | None = None
     try:
-        chaos_logger = logging.getLogger("chaostoolkit")
+        canaries = [canary_module.Canary(t, rate_hz, run_dir / "canary.jsonl").start() for t in targets]
+        watchers.append(SentinelWatcher(endpoints.get("redis_sentinels", ())).start())
+        watchers.append(PatroniWatcher(_patroni_urls(endpoints)).start())
+        notice.say(
+            f"canaries: {len(canaries)} started, waiting for {BASELINE_SAMPLES} successful requests each"
+        )
+        notice.waiting_for("the canaries' first successful requests")
+        _await_baseline(canaries, notice.say)
+        guard = _Guard(context.scenario, canaries, context.state_dir).start()
+        notice.say(f"running {experiment.get('title', experiment_path.name)}")
         chaos_logger.setLevel(logging.ERROR)
         chaos_logger.addFilter(redacting)
         # chaoslib's extra vars only override keys the experiment declares: merge instead.
         merged = {**experiment, "configuration": {**experiment.get("configuration", {}), **configuration}}
-        # Rollbacks run whatever happened (chaoslib's default skips them after a failure or an
-        # interrupt); faults our actions recorded are also undone from the ledger below.
-        journal = chaoslib_run(merged, settings=CHAOSLIB_SETTINGS, event_handlers=[notes])
-    finally:
-        logging.getLogger("chaostoolkit").removeFilter(redacting)
-        with _signals_held() as held:
+        try:
+            # Rollbacks run whatever happened (chaoslib's default skips them after a failure or an
+            # interrupt); faults our actions recorded are also undone from the ledger below.
+            journal = chaoslib_run(merged, settings=CHAOSLIB_SETTINGS, event_handlers=[notes])
+        finally:
+            CONTROLLER.leave_chaoslib()
+    except (Interrupted, KeyboardInterrupt):
+        # Before chaoslib caught it (baseline, chaoslib starting): the faults are undone already.
+        journal = journal or {"status": "interrupted"}
+    except BaseException as error:  # cleaned up below, then raised again
+        failure = error
+    # From here on a first signal only undoes (nothing is applied) and is noted: the record is
+    # built and returned so that it reaches the history.
+    with interrupts.deferred():
+        chaos_logger.removeFilter(redacting)
+        notice.waiting_for("")
+        if guard is not None:
             guard.stop()
-            extra_events.extend(_undo_leftovers(context.state_dir, run_id, started_monotonic))
-        time.sleep(SETTLE_SECONDS)
+        extra_events.extend(_undo_leftovers(context.state_dir, run_id, started_monotonic))
+        if not CONTROLLER.signal_name:
+            time.sleep(SETTLE_SECONDS)
         raw_samples = [s for c in canaries for s in c.stop()]
-        raw_events = watcher.stop() + patroni_watcher.stop()
+        raw_events = [e for w in watchers for e in w.stop()]
         os.environ.pop("HARNESS_RUN_ID", None)
-    ended_monotonic = time.monotonic()
-    context.progress("checking acknowledged writes")
-    extra_events.extend(_verify_writes(canaries, started_monotonic, rate_hz))
-    if guard.crossed:
-        extra_events.append(
-            Event(
-                guard.crossed["at_monotonic"] - started_monotonic,
-                "guardrail.crossed",
-                "runner",
-                guard.crossed,
+        if failure is not None:
+            raise failure
+        ended_monotonic = time.monotonic()
+        extra_events.extend(_canary_started(c, started_monotonic) for c in canaries)
+        notice.say("checking acknowledged writes")
+        extra_events.extend(_verify_writes(canaries, started_monotonic, rate_hz))
+        if guard is not None and guard.crossed:
+            extra_events.append(
+                Event(
+                    guard.crossed["at_monotonic"] - started_monotonic,
+                    "guardrail.crossed",
+                    "runner",
+                    guard.crossed,
+                )
             )
+        if CONTROLLER.signal_name:
+            extra_events.append(
+                Event(
+                    (CONTROLLER.signal_monotonic or ended_monotonic) - started_monotonic,
+                    "run.interrupted",
+                    "runner",
+                    {"signal": CONTROLLER.signal_name},
+                )
+            )
+        record = _build_record(
+            experiment=experiment,
+            experiment_path=experiment_path,
+            context=context,
+            run_id=run_id,
+            journal=journal,
+            started_wall=started_wall,
+            started_monotonic=started_monotonic,
+            duration_seconds=ended_monotonic - started_monotonic,
+            wall_offset=wall_offset,
+            raw_samples=raw_samples,
+            raw_events=raw_events,
+            extra_events=extra_events,
+            endpoints=endpoints,
         )
-    if (journal.get("status") == "interrupted" or held) and not guard.crossed:
-        signal_name = notes.signal_name or (held[0] if held else "SIGINT")
-        extra_events.append(Event(ended_monotonic - started_monotonic, "run.interrupted", "runner",
-                                  {"signal": signal_name}))  # fmt: skip
-    record = _build_record(
-        experiment=experiment,
-        experiment_path=experiment_path,
-        context=context,
-        run_id=run_id,
-        journal=journal,
-        started_wall=started_wall,
-        started_monotonic=started_monotonic,
-        duration_seconds=ended_monotonic - started_monotonic,
-        wall_offset=wall_offset,
-        raw_samples=raw_samples,
-        raw_events=raw_events,
-        extra_events=extra_events,
-        endpoints=endpoints,
-    )
-    return RunRecord.from_dict(_redact(measures.with_derived(record).to_dict(), notes.secrets))
+        return RunRecord.from_dict(_redact(measures.with_derived(record).to_dict(), notes.secrets))
 
 
 def with_failover_manager(scenario: Scenario, components: Collection[str] | None) -> set[str] | None:
@@ -519,6 +543,12 @@ def interrupted_exit_code(record: RunRecord) -> int | None:
     return None
 
 
+def _canary_started(canary: canary_module.Canary, started_monotonic: float) -> Event:
+    """Grading's list of the regions that must produce canary samples, and at what rate."""
+    at = canary.started_monotonic if canary.started_monotonic is not None else started_monotonic
+    return Event(at - started_monotonic, "canary.started", "runner", canary.started_detail())
+
+
 def _verify_writes(
     canaries: list[canary_module.Canary], start_monotonic: float, rate_hz: float
 ) -> list[Event]:
@@ -530,16 +560,16 @@ def _verify_writes(
         try:
             lost = canary_module.lost_writes(canary.target, acked)
         except Exception as exc:  # the primary may be unreachable: RPO stays unknown
-            events.append(
-                Event(time.monotonic() - start_monotonic, "writes.unverified", "canary", {"error": str(exc)})
-            )
+            detail = {"error": str(exc), "region": canary.target.region, "kind": canary.target.kind}
+            events.append(Event(time.monotonic() - start_monotonic, "writes.unverified", "canary", detail))
             continue
         events.extend(
             Event(w.at_monotonic - start_monotonic, "write.lost", "canary", {"key": w.key}) for w in lost
         )
         events.append(
             Event(time.monotonic() - start_monotonic, "writes.verified", "canary",
-                  {"checked": len(acked), "lost": len(lost), "interval_seconds": 1.0 / rate_hz})
+                  {"checked": len(acked), "lost": len(lost), "interval_seconds": 1.0 / rate_hz,
+                   "region": canary.target.region, "kind": canary.target.kind})
         )  # fmt: skip
     return events
 

@@ -1,22 +1,27 @@
 """Run a scenario's experiments one after another on one target and grade each.
 
-A suite brings the sandbox up once (unless given a running target), runs the experiments
+A suite refuses first (bad experiment files, production without consent, faults left open),
+then brings the sandbox up once (unless given a running target), runs the experiments
 selected by cadence in the scenario's order, grades and stores each run, and brings the
 sandbox down whatever happens. One experiment's failure never stops the others; an
-interrupt stops the suite after that experiment's rollbacks.
+interrupt undoes the faults at once and stops the suite (harness.interrupts). Before each
+experiment it prints the elapsed time and the expected remaining time (harness.progress).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import loading, runner, scoring
+from harness import ledger, leftovers, loading, runner, scoring
 from harness.errors import ConfigError
+from harness.interrupts import CONTROLLER
 from harness.model import ExperimentRef, Grade, RunRecord, Scenario, Verdict, combine
+from harness.progress import WaitNotice, expected_seconds, format_duration
 
 CADENCES = ("daily", "weekly", "biweekly", "monthly", "quarterly")
 
@@ -53,12 +58,27 @@ def sandbox_components(scenario: Scenario, refs: Sequence[ExperimentRef]) -> set
     """The sandbox parts the experiments need together; None when one of them needs everything."""
     needed: set[str] = set()
     for ref in refs:
-        experiment = loading.load_experiment(loading.resolve_experiment_path(Path(scenario.path), ref.path))
+        experiment = loading.load_experiment(experiment_path(scenario, ref))
         components = loading.harness_extension(experiment).get("sandbox_components")
         if not components:
             return None
         needed.update(components)
     return runner.with_failover_manager(scenario, needed)
+
+
+def experiment_path(scenario: Scenario, ref: ExperimentRef) -> Path:
+    """Where the scenario's experiment file is (the path runs are stored under)."""
+    return loading.resolve_experiment_path(Path(scenario.path), ref.path)
+
+
+def check_suite(
+    scenario: Scenario, refs: Sequence[ExperimentRef], allow_production: bool, state_dir: Path
+) -> list[dict[str, Any]]:
+    """Every refusal a suite can meet, before anything starts; returns the loaded experiments."""
+    experiments = [loading.load_experiment(experiment_path(scenario, ref)) for ref in refs]
+    runner.ensure_target_allowed(scenario, allow_production)
+    runner.ensure_no_open_faults(state_dir)
+    return experiments
 
 
 def run_suite(
@@ -70,35 +90,54 @@ def run_suite(
     on_result: Callable[[RunRecord, Grade], None] = lambda record, grade: None,
     progress: runner.Progress = lambda message: None,
     allow_production: bool = False,
+    state_dir: Path | None = None,
+    past_durations: Mapping[str, Sequence[float]] | None = None,
 ) -> SuiteResult:
-    """Run each experiment against one target; returns every record with its grade."""
-    paths = [loading.resolve_experiment_path(Path(scenario.path), ref.path) for ref in refs]
-    for path in paths:
-        loading.load_experiment(path)  # every file valid before anything starts
-    runs: list[tuple[RunRecord, Grade]] = []
-    with ExitStack() as stack:
-        if endpoints is None:
-            from harness import sandbox
+    """Run each experiment against one target; returns every record with its grade.
 
+    `past_durations` (seconds, by experiment path) feed the expected remaining time."""
+    state_dir = state_dir or ledger.state_dir()
+    paths = [experiment_path(scenario, ref) for ref in refs]
+    experiments = check_suite(scenario, refs, allow_production, state_dir)
+    expected = [
+        expected_seconds(experiment, (past_durations or {}).get(str(path), ()))
+        for experiment, path in zip(experiments, paths, strict=True)
+    ]
+    runs: list[tuple[RunRecord, Grade]] = []
+    started = time.monotonic()
+    with CONTROLLER.installed(), ExitStack() as stack:
+        if endpoints is None:
             components = sandbox_components(scenario, refs)
-            sb = stack.enter_context(
-                sandbox.up(scenario, out_dir / "sandbox", components=components, progress=progress)
-            )
+            with WaitNotice(progress) as notice:
+                notice.say(
+                    f"sandbox: starting {', '.join(sorted(components)) if components else 'all components'}"
+                )
+                notice.waiting_for("the sandbox to start")
+                sb = stack.enter_context(
+                    leftovers.owned_sandbox(
+                        scenario, out_dir / "sandbox", state_dir, components=components, progress=notice.say
+                    )
+                )
             endpoints = sb.endpoints
         context = runner.RunContext(
             scenario=scenario,
             out_dir=out_dir,
             endpoints=endpoints,
+            state_dir=state_dir,
             allow_production=allow_production,
             progress=progress,
         )
         for index, path in enumerate(paths, start=1):
-            progress(f"[{index}/{len(paths)}] {path.name}")
+            left = sum(expected[index - 1 :])
+            progress(
+                f"[{index}/{len(paths)}] {path.name}: about {format_duration(expected[index - 1])}; "
+                f"{format_duration(time.monotonic() - started)} elapsed, about {format_duration(left)} left"
+            )
             record = runner.run_experiment(path, context)
             grade = scoring.grade(record, scenario)
             runs.append((record, grade))
             on_result(record, grade)
-            interrupted = runner.interrupted_exit_code(record)
+            interrupted = runner.interrupted_exit_code(record) or CONTROLLER.exit_code()
             if interrupted is not None:
                 return SuiteResult(scenario.name, tuple(runs), interrupted)
     return SuiteResult(scenario.name, tuple(runs))

@@ -9,6 +9,7 @@ from typing import Any
 from harness.canary import Canary, targets_from_endpoints
 from harness.errors import ConfigError
 from harness.model import Sample
+from probes import _cancel
 from probes._window import derived, faults_in_window, missing, window_record
 
 __all__ = ["recovery_time"]
@@ -27,9 +28,9 @@ def recovery_time(
 
     Run it with `background: true` before the fault (it waits for the ledger to show one), or
     right after the fault action. It returns once every target has answered without a failure
-    for `stable_seconds` after the fault, or after `timeout_seconds` (then the RTO is a lower
-    bound). Returns `measurements` (rto_seconds) and its checks as `samples` (probe
-    `recovery_check`, so they never mix with the runner's own canary).
+    for `stable_seconds` after the fault, or after `timeout_seconds`, or as soon as the run is
+    interrupted (then the RTO is a lower bound). Returns `measurements` (rto_seconds) and its
+    checks as `samples` (probe `recovery_check`, so they never mix with the runner's own canary).
     """
     configuration = configuration or {}
     if not 0 < timeout_seconds <= 3600:
@@ -47,7 +48,8 @@ def recovery_time(
         canary.start()
     try:
         while time.monotonic() - started < timeout_seconds:
-            time.sleep(_CHECK_SECONDS)
+            if _cancel.wait(_CHECK_SECONDS, configuration):
+                break  # the run was interrupted or aborted: report what was seen (a lower bound)
             now = time.monotonic()
             faults = faults_in_window(configuration, started - timeout_seconds, now, origin=started)
             if faults and _green_since(canaries, started + faults[0].applied_at_seconds, now, stable_seconds):

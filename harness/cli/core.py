@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from harness import loading, report, runner, scoring, store
+from harness import loading, report, runner, scoring, session, store
 from harness.cli._common import (
     EXIT_BAD_INPUT,
     EXIT_PASS,
@@ -44,17 +43,12 @@ def load_endpoints(path: Path | None) -> dict | None:
 
 
 def keep_run(record: RunRecord, grade: Grade, out: Path, history: Store, indent: str = "") -> None:
-    """Write the run's outputs, remember it in the history and print its verdict and report path."""
-    paths = report.write_run(record, grade, out)
-    history.save(record, grade)
-    console.print(f"{indent}{report.summary_line(grade)}")
-    for reason in grade.reasons:
-        console.print(f"{indent}  [yellow]![/yellow] {reason}")
-    console.print(f"{indent}report: {paths.html}")
+    """Store the run (history first, then its files) and print its verdict and report path."""
+    session.keep_run(record, grade, out, history, console.print, indent=indent)
 
 
 def finish_run(record: RunRecord, grade: Grade, out: Path, store_url: str | None) -> int:
-    """Keep the run (outputs, history, verdict line); returns the exit code."""
+    """Keep the run (history, outputs, verdict line); returns the exit code."""
     with store.open_store(store_url) as history:
         keep_run(record, grade, out, history)
     return runner.interrupted_exit_code(record) or scoring.exit_code(grade.verdict)
@@ -69,6 +63,8 @@ def run(
     allow_production: AllowProductionOption = False,
 ) -> int:
     """Run one experiment against the scenario's target, grade it and write the report."""
+    from harness import locking
+
     profile = loading.load_scenario(scenario)
     context = runner.RunContext(
         scenario=profile,
@@ -77,14 +73,11 @@ def run(
         allow_production=allow_production,
         progress=progress,
     )
-    from harness import locking
-
-    try:
-        with locking.target_lock(context.state_dir, profile.name, store_url):
-            record = runner.run_experiment(experiment, context)
-    except runner.Terminated:
-        fail("terminated (SIGTERM)")
-        raise typer.Exit(128 + signal.SIGTERM) from None
+    # Refusals before anything starts (run_experiment checks again under the lock).
+    loading.load_experiment(experiment)
+    runner.ensure_target_allowed(profile, allow_production)
+    with locking.target_lock(context.state_dir, profile.name, store_url):
+        record = runner.run_experiment(experiment, context)
     grade = scoring.grade(record, profile)
     raise typer.Exit(finish_run(record, grade, out, store_url))
 
@@ -106,15 +99,31 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Scenario or exper
 def score(
     run_file: Annotated[Path, typer.Argument(help="A run.json written by `harness run`.")],
     scenario: ScenarioOption,
-    out: OutOption = Path("reports"),
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Also write a graded copy (run.json and report) to DIR/<run-id>/."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the grade as JSON.")] = False,
 ) -> None:
-    """Grade a stored run again against (possibly new) targets, offline."""
+    """Grade a stored run again against (possibly new) targets, offline.
+
+    The stored run.json and its report are never rewritten: the grade is printed, and a graded
+    copy is written only with --out, to a folder other than the stored run's own.
+    """
     record, _ = report.load_run(run_file)
     grade = scoring.grade(record, loading.load_scenario(scenario))
-    report.write_run(record, grade, out)
+    if out is not None:
+        copy = out / record.run_id / "run.json"
+        if copy.resolve() == run_file.resolve():
+            raise ConfigError(
+                "--out", "", f"{out} would overwrite the stored run {run_file}; give another folder"
+            )
+        paths = report.write_run(record, grade, out)
+        console.print(f"graded copy: {paths.run_dir} (report {paths.html})")
     if as_json:
         print(json.dumps(grade.to_dict(), indent=2))
     else:
         console.print(report.summary_line(grade))
+        for reason in grade.reasons:
+            console.print(f"  [yellow]![/yellow] {reason}")
     raise typer.Exit(scoring.exit_code(grade.verdict))

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from harness import ledger, loading, locking, report, store, suite
+from harness import loading, session, suite
 from harness.cli._common import (
     AllOption,
     AllowProductionOption,
@@ -21,8 +21,8 @@ from harness.cli._common import (
     console,
     progress,
 )
-from harness.cli.core import keep_run, load_endpoints
-from harness.model import ExperimentRef, Grade, RunRecord, Scenario, Verdict
+from harness.cli.core import load_endpoints
+from harness.model import ExperimentRef, Scenario, Verdict
 from harness.units import format_quantity
 
 _MARKS = {
@@ -60,29 +60,13 @@ def run_and_report(
     store_url: str | None,
     allow_production: bool,
 ) -> suite.SuiteResult:
-    """Run a suite under the target's lock, writing each run's report and history as it lands."""
-    names = ", ".join(Path(r.path).stem for r in refs)
-    console.print(f"[bold]{profile.name}[/bold]: {len(refs)} experiment(s): {names}")
-    with (
-        store.open_store(store_url) as history,
-        locking.target_lock(ledger.state_dir(), profile.name, store_url),
-    ):
-
-        def keep(record: RunRecord, grade: Grade) -> None:
-            keep_run(record, grade, out, history, indent="  ")
-
-        result = suite.run_suite(
-            profile,
-            refs,
-            out,
-            endpoints=endpoints,
-            on_result=keep,
-            progress=progress,
-            allow_production=allow_production,
-        )
-        index = report.write_site(result.runs, out, history=history.runs(profile.name, limit=200))
+    """Run a suite (harness.session.run_and_report), printing each run as it lands and the table."""
+    result, index = session.run_and_report(
+        profile, refs, out, endpoints, store_url, allow_production, say=console.print, progress=progress
+    )
     console.print(_table(result))
-    console.print(f"report: {index}")
+    if index is not None:
+        console.print(f"report: {index}")
     return result
 
 
