@@ -5,16 +5,22 @@ critical check unknown makes it unknown (exit 3). Every run's score must also re
 `--min-score`; the default, 100, demands that every check passed, and a lower minimum lets
 non-critical misses through. A score short of the minimum is a failure, unless the run's
 unknown checks would make up the shortfall had they passed: then the gate cannot tell (exit 3).
+A critical experiment graded fail or unknown fails or blocks the gate whatever the minimum.
+
+With --from-runs, every experiment of the chosen cadences needs a run no older than --max-age
+(default 7d); a missing or stale one makes the gate unknown, and runs of other experiments are
+ignored with a note.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from harness import loading, report, scoring, suite
+from harness import loading, report, scoring, suite, units
 from harness.cli._common import (
     AllOption,
     AllowProductionOption,
@@ -27,8 +33,8 @@ from harness.cli._common import (
 from harness.cli.core import load_endpoints
 from harness.cli.suite import run_and_report
 from harness.errors import ConfigError
-from harness.gate import gate_verdict
-from harness.model import Grade, Scenario
+from harness.gate import GatedRun, gate_verdict, gated_runs
+from harness.model import Grade, RunRecord, Scenario
 from harness.store import write_text_atomic
 
 
@@ -36,13 +42,24 @@ def register(app: typer.Typer) -> None:
     app.command("gate")(gate)
 
 
-def _regrade(path: Path, profile: Scenario) -> Grade:
+def _regrade(path: Path, profile: Scenario) -> tuple[RunRecord, Grade]:
     record, _ = report.load_run(path)
     if record.scenario != profile.name:
         raise ConfigError(
             path, "record.scenario", f"expected a run of {profile.name!r}, got {record.scenario!r}"
         )
-    return scoring.grade(record, profile)
+    return record, scoring.grade(record, profile)
+
+
+def _max_age(text: str) -> float:
+    """--max-age in seconds: a duration with its unit (7d, 36h), more than zero."""
+    try:
+        seconds = units.parse_duration(text)
+    except ValueError as error:
+        raise ConfigError("--max-age", "", str(error)) from None
+    if seconds <= 0:
+        raise ConfigError("--max-age", "", f"expected a positive duration such as 7d or 36h, got {text!r}")
+    return seconds
 
 
 def _default_output(scenario_name: str, filename: str) -> Path:
@@ -65,6 +82,9 @@ def gate(
     summary: Annotated[
         Path | None, typer.Option(help="Markdown summary output; default reports/gate/<scenario>/summary.md.")
     ] = None,
+    max_age: Annotated[
+        str, typer.Option("--max-age", help="With --from-runs: the oldest run that counts, e.g. 7d, 36h.")
+    ] = "7d",
     cadence: CadenceOption = None,
     run_all: AllOption = False,
     out: OutOption = Path("reports"),
@@ -78,15 +98,26 @@ def gate(
     with --endpoints, or grades stored runs offline with --from-runs.
     """
     profile = loading.load_scenario(scenario)
+    refs = suite.select_experiments(profile, None if run_all else cadence or ["daily"])
+    notes: tuple[str, ...] = ()
+    gaps: tuple[str, ...] = ()
     if from_runs:
-        grades = [_regrade(path, profile) for path in from_runs]
+        oldest = _max_age(max_age)
+        selection = gated_runs(
+            profile, refs, [_regrade(path, profile) for path in from_runs], oldest, datetime.now(UTC)
+        )
+        runs = [GatedRun(grade, ref) for _, grade, ref in selection.runs]
+        notes, gaps = selection.notes, selection.gaps
     else:
-        refs = suite.select_experiments(profile, None if run_all else cadence or ["daily"])
         result = run_and_report(profile, refs, out, load_endpoints(endpoints), store_url, allow_production)
         if result.interrupted_exit_code is not None:
             raise typer.Exit(result.interrupted_exit_code)
-        grades = list(result.grades)
-    verdict, code, reasons = gate_verdict(grades, min_score)
+        runs = [
+            GatedRun(grade, scoring.experiment_ref(profile, record.experiment_path))
+            for record, grade in result.runs
+        ]
+    grades = [run.grade for run in runs]
+    verdict, code, reasons = gate_verdict(runs, min_score, gaps)
     junit_path = junit or _default_output(profile.name, "junit.xml")
     summary_path = summary or _default_output(profile.name, "summary.md")
     write_text_atomic(junit_path, report.render_junit(grades))
@@ -95,5 +126,7 @@ def gate(
         typer.echo(report.summary_line(grade))
     for reason in reasons:
         typer.echo(f"  {reason}")
+    for note in notes:
+        typer.echo(f"  note: {note}")
     typer.echo(f"gate {verdict.upper()} (exit {code}); junit: {junit_path}, summary: {summary_path}")
     raise typer.Exit(code)

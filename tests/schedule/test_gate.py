@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from shop_records import make_record
 
-from harness.gate import gate_verdict
-from harness.model import Check, Comparison, Grade, Verdict
+from harness.gate import GatedRun, gate_verdict
+from harness.model import Check, Comparison, ExperimentRef, Grade, Verdict
 from harness.store import write_json_atomic
 
 
@@ -114,9 +115,11 @@ def test_nothing_to_gate_is_unknown() -> None:
 # ---------------------------------------------------------------- the command
 
 
-def _run_file(directory: Path, run_id: str, **changes) -> str:
+def _run_file(directory: Path, run_id: str, *, age: timedelta = timedelta(hours=1), **changes) -> str:
+    """A run.json of the shop's Redis failover (by default) that started `age` ago."""
+    started = (datetime.now(UTC) - age).isoformat()
     path = directory / f"{run_id}.json"
-    write_json_atomic(path, make_record(run_id, **changes).to_dict())
+    write_json_atomic(path, make_record(run_id, started_at=started, **changes).to_dict())
     return str(path)
 
 
@@ -175,3 +178,98 @@ def test_gate_rejects_a_bad_minimum(project: Path, run_cli, score: str) -> None:
     result = run_cli("gate", "-s", "shop", "--from-runs", "x.json", "--min-score", score)
     assert result.exit_code == 2
     assert "min-score" in result.stderr
+
+
+# ---------------------------------------------------------------- experiment weight and critical
+
+
+def test_a_critical_experiment_that_failed_fails_the_gate_whatever_the_minimum() -> None:
+    # Only a non-critical target missed: min-score 0 would let it through, the experiment's
+    # `critical: true` does not.
+    graded = grade(check("failover", Verdict.PASS, critical=True), check("lag", Verdict.FAIL))
+    drill = ExperimentRef("experiments/region-drill.json", "quarterly", weight=3, critical=True)
+    verdict, code, reasons = gate_verdict([GatedRun(graded, drill)], min_score=0)
+    assert (verdict, code) == (Verdict.FAIL, 1)
+    assert "r1: critical experiment experiments/region-drill.json failed: lag" in reasons
+    # The same run of a non-critical experiment is tolerated.
+    partition = ExperimentRef("experiments/partition.json", "weekly")
+    assert gate_verdict([GatedRun(graded, partition)], min_score=0)[:2] == (Verdict.PASS, 0)
+
+
+def test_a_critical_experiment_graded_unknown_makes_the_gate_unknown() -> None:
+    graded = grade(check("failover", Verdict.PASS, critical=True), check("lag", Verdict.UNKNOWN))
+    drill = ExperimentRef("experiments/region-drill.json", "quarterly", critical=True)
+    verdict, code, reasons = gate_verdict([GatedRun(graded, drill)], min_score=0)
+    assert (verdict, code) == (Verdict.UNKNOWN, 3)
+    assert "r1: critical experiment experiments/region-drill.json is unknown: lag" in reasons
+
+
+def test_the_suite_score_is_weighted_by_experiment_weight() -> None:
+    passed = grade(check("failover", Verdict.PASS), run_id="a")
+    failed = grade(check("lag", Verdict.FAIL), run_id="b")
+    heavy = ExperimentRef("experiments/redis-failover.json", weight=3)
+    light = ExperimentRef("experiments/partition.json", "weekly", weight=1)
+    reasons = gate_verdict([GatedRun(passed, heavy), GatedRun(failed, light)], min_score=0)[2]
+    assert "suite score 75.0/100 (runs weighted by experiment weight: a 100.0 x3, b 0.0 x1)" in reasons
+
+
+def test_coverage_gaps_make_a_passing_gate_unknown() -> None:
+    passed = grade(check("failover", Verdict.PASS, critical=True))
+    verdict, code, reasons = gate_verdict([passed], gaps=["experiments/partition.json: no run given"])
+    assert (verdict, code) == (Verdict.UNKNOWN, 3)
+    assert "not covered: experiments/partition.json: no run given" in reasons
+    failed = grade(check("failover", Verdict.FAIL, critical=True))
+    assert gate_verdict([failed], gaps=["x: no run given"])[:2] == (Verdict.FAIL, 1)
+
+
+# ---------------------------------------------------------------- --from-runs: coverage and freshness
+
+
+def test_from_runs_needs_a_run_of_every_gated_experiment(project: Path, run_cli) -> None:
+    ok = _run_file(project, "run-ok")
+    result = run_cli("gate", "-s", "shop", "--from-runs", ok, "--cadence", "daily", "--cadence", "weekly")
+    assert result.exit_code == 3, result
+    assert "not covered: experiments/partition.json: no run given" in result.stdout
+    partition = _run_file(project, "run-part", experiment_path="experiments/partition.json")
+    both = run_cli(
+        "gate",
+        "-s",
+        "shop",
+        "--from-runs",
+        ok,
+        "--from-runs",
+        partition,
+        "--cadence",
+        "daily",
+        "--cadence",
+        "weekly",
+    )
+    assert both.exit_code == 0, both
+
+
+def test_from_runs_refuses_a_stale_run(project: Path, run_cli) -> None:
+    old = _run_file(project, "run-old", age=timedelta(days=10))
+    stale = run_cli("gate", "-s", "shop", "--from-runs", old)
+    assert stale.exit_code == 3, stale
+    assert "not covered: experiments/redis-failover.json: newest run run-old is 10.0 days old" in stale.stdout
+    assert run_cli("gate", "-s", "shop", "--from-runs", old, "--max-age", "30d").exit_code == 0
+
+
+def test_from_runs_ignores_runs_of_experiments_it_does_not_gate(project: Path, run_cli) -> None:
+    ok = _run_file(project, "run-ok")
+    drill = _run_file(project, "run-drill", experiment_path="experiments/region-drill.json")
+    result = run_cli("gate", "-s", "shop", "--from-runs", ok, "--from-runs", drill)
+    assert result.exit_code == 0, result
+    assert (
+        "run-drill: experiments/region-drill.json is not gated here (cadence quarterly); ignored"
+        in result.stdout
+    )
+    only = run_cli("gate", "-s", "shop", "--from-runs", drill)
+    assert only.exit_code == 3 and "not covered: experiments/redis-failover.json" in only.stdout
+
+
+@pytest.mark.parametrize("age", ["soon", "-1d", "7"])
+def test_gate_rejects_a_bad_max_age(project: Path, run_cli, age: str) -> None:
+    result = run_cli("gate", "-s", "shop", "--from-runs", _run_file(project, "run-ok"), "--max-age", age)
+    assert result.exit_code == 2, result
+    assert result.stderr.startswith("harness: --max-age") and len(result.stderr.strip().splitlines()) == 1
