@@ -108,13 +108,25 @@ class Canary:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._results = _Results()
+        self.started_monotonic: float | None = None
         self._thread = threading.Thread(
             target=self._loop, name=f"canary-{target.kind}-{target.region}", daemon=True
         )
 
     def start(self) -> Canary:
+        self.started_monotonic = time.monotonic()
         self._thread.start()
         return self
+
+    def started_detail(self) -> dict[str, Any]:
+        """What grading needs to know of this canary (event canary.started): which region must
+        produce samples, and at what rate (gap detection)."""
+        return {
+            "region": self.target.region,
+            "kind": self.target.kind,
+            "rate_hz": 1.0 / self.interval_seconds,
+            "timeout_seconds": self.timeout_seconds,
+        }
 
     def stop(self) -> list[dict[str, Any]]:
         """Stop the loop and return every sample taken."""
@@ -146,7 +158,9 @@ class Canary:
                 try:
                     request(key, value)
                 except Exception as exc:  # every failure is a sample, never a crash
-                    error = f"{type(exc).__name__}: {exc}"[:200]
+                    error = describe_failure(exc)
+                # Failures keep their latency too: their answer time (send + latency) is when the
+                # client learnt of the failure, which the outage window needs.
                 latency = time.monotonic() - at
                 sample = {
                     "probe": "canary",
@@ -172,6 +186,31 @@ class Canary:
             if log:
                 log.close()
             getattr(request, "close", lambda: None)()
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A failed request's error text; a timeout's starts with "timeout" (graded as a lower bound)."""
+    text = f"{type(exc).__name__}: {exc}"
+    return (f"timeout: {text}" if is_timeout_error(exc) else text)[:200]
+
+
+def is_timeout_error(exc: BaseException) -> bool:
+    """Whether the request gave up waiting (socket, Redis, urllib, PostgreSQL timeouts)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, TimeoutError | redis.TimeoutError):
+            return True
+        if isinstance(current, urllib.error.URLError) and isinstance(current.reason, TimeoutError):
+            return True
+        name = type(current).__name__
+        if name == "QueryCanceled" or (
+            name in ("OperationalError", "ConnectionTimeout") and "timeout" in str(current).lower()
+        ):
+            return True  # psycopg: statement_timeout, connect_timeout
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def request_once(target: CanaryTarget, timeout_seconds: float = REQUEST_TIMEOUT_SECONDS) -> str:
