@@ -81,8 +81,14 @@ def test_detection_and_promotion_from_patroni_events() -> None:
         status="completed",
         faults=(FaultRecord("f", "actions.instances.stop_instance", "patroni-us-east-1", 2.0, 25.0, True),),
         events=(
-            Event(21.5, "patroni.leader-lost", "patroni REST API"),
-            Event(22.0, "patroni.promoted", "patroni REST API", {"new_primary": "pg-b"}),
+            # From a watch on the DCS leader key (exact): polled times could not split 0.5 s.
+            Event(21.5, "patroni.leader-lost", "etcd watch", {"old_primary": "pg-a", "exact": True}),
+            Event(
+                22.0,
+                "patroni.promoted",
+                "etcd watch",
+                {"old_primary": "pg-a", "new_primary": "pg-b", "exact": True},
+            ),
         ),
     )
     assert measures.detection_seconds(record).value == pytest.approx(19.5)
