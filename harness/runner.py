@@ -425,7 +425,13 @@ def _run_against(
     try:
         canaries = [canary_module.Canary(t, rate_hz, run_dir / "canary.jsonl").start() for t in targets]
         watchers.append(SentinelWatcher(endpoints.get("redis_sentinels", ())).start())
-        watchers.append(PatroniWatcher(_patroni_urls(endpoints)).start())
+        watchers.append(
+            PatroniWatcher(
+                _patroni_urls(endpoints),
+                etcd_urls=endpoints.get("etcd_urls", ()),
+                scope=endpoints.get("patroni_scope", "harness"),
+            ).start()
+        )
         notice.say(
             f"canaries: {len(canaries)} started, waiting for {BASELINE_SAMPLES} successful requests each"
         )

@@ -141,6 +141,10 @@ def _endpoints(directory: Path, scenario: Scenario, wanted: Plan) -> dict[str, A
             }
             for name, route in proxy.routes(wanted).items()
         }
+    if wanted.has("patroni"):
+        # The DCS Patroni keeps its leader key in: watched for exact detection and promotion times.
+        endpoints["etcd_urls"] = [f"http://{procs.HOST}:{ports['etcd']}"]
+        endpoints["patroni_scope"] = patroni.SCOPE
     if wanted.has("prometheus"):
         endpoints["prometheus_url"] = f"http://{procs.HOST}:{ports['prometheus']}"
     endpoints["components"] = list(procs.load_components(directory))

@@ -65,7 +65,12 @@ def test_patroni_watcher_sees_the_leader_lost_and_the_promotion(httpserver: HTTP
         time.sleep(0.02)
     events = watcher.stop()
     assert [e["kind"] for e in events] == ["patroni.leader-lost", "patroni.promoted"]
-    assert events[1]["detail"] == {"old_primary": "pg-a", "new_primary": "pg-b"}
+    assert events[1]["detail"] == {
+        "old_primary": "pg-a",
+        "new_primary": "pg-b",
+        "exact": False,
+        "poll_interval_seconds": 0.02,
+    }
     assert events[0]["at_monotonic"] < events[1]["at_monotonic"]
 
 

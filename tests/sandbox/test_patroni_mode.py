@@ -8,6 +8,7 @@ import psycopg
 
 from harness import sandbox
 from harness.sandbox.examples import example_scenario
+from harness.watchers import PatroniWatcher
 from tests.sandbox.helpers import eventually, processes_mentioning
 
 # Patroni's minimum ttl is 20 s: a dead leader's key expires within that, then a replica promotes.
@@ -39,6 +40,10 @@ def test_patroni_promotes_a_replica_when_the_primary_node_dies(sandbox_factory) 
         )
     )
 
+    watcher = PatroniWatcher(
+        [], etcd_urls=box.endpoints["etcd_urls"], scope=box.endpoints["patroni_scope"]
+    ).start()
+    assert watcher.is_exact  # the leader key is watched, not polled
     killed_at = time.monotonic()
     sandbox.stop_component(box.directory, "patroni-us-east-1")
     assert not _is_primary(regions["us-east-1"]["postgres_dsn"])
@@ -50,6 +55,12 @@ def test_patroni_promotes_a_replica_when_the_primary_node_dies(sandbox_factory) 
         0.2,
     )
     assert time.monotonic() - killed_at < PROMOTION_BOUND_SECONDS
+    eventually(lambda: len(watcher.events()) >= 2, 10)
+    lost, elected = watcher.stop()[:2]
+    assert (lost["kind"], elected["kind"]) == ("patroni.leader-lost", "patroni.promoted")
+    assert lost["detail"] == {"old_primary": "us-east-1", "exact": True}
+    assert elected["detail"] == {"old_primary": "us-east-1", "new_primary": promoted, "exact": True}
+    assert killed_at < lost["at_monotonic"] <= elected["at_monotonic"]
     with psycopg.connect(regions[promoted]["postgres_dsn"]) as connection:
         assert connection.execute("SELECT value FROM items WHERE key = 'before-failover'").fetchone() == (
             "kept",
