@@ -17,10 +17,13 @@ import matplotlib
 import numpy as np
 from markupsafe import Markup
 from matplotlib.backends.backend_svg import FigureCanvasSVG
+from matplotlib.colors import to_rgba
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
+from harness import measures
 from harness.model import RunRecord, Verdict
+from harness.report._format import VERDICT_COLOURS, one_line, region_text
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 _COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
@@ -37,57 +40,56 @@ _RC = {
     "legend.fontsize": 8,
     "legend.frameon": False,
 }
-_DETECTION_KINDS = ("sentinel.+odown", "sentinel.+sdown")
-_PROMOTION_KINDS = ("sentinel.+switch-master", "sentinel.+promoted-slave")
 _MAX_BINS = 240
 
 
 @dataclass(frozen=True, slots=True)
 class Moments:
-    """The marked moments of a run, in seconds since its start (None when absent)."""
+    """The marked moments of a run, in seconds since its start (None when absent), as graded."""
 
     fault_start: float | None
     fault_end: float | None
-    outage_start: float | None
-    outage_end: float | None
+    outages: tuple[measures.RegionOutage, ...]  # per region, the outage grading timed
+    outages_note: str  # why no outage is drawn, when none is ("" otherwise)
     detected: float | None
-    detected_kind: str
+    detected_kind: str  # what marked it, in words
     promoted: float | None
     promoted_kind: str
 
 
 def run_moments(record: RunRecord) -> Moments:
-    """Fault window, canary outage window, and Sentinel detection and promotion of a run."""
-    fault_start = min((f.applied_at_seconds for f in record.faults), default=None)
-    undone = [f.undone_at_seconds for f in record.faults if f.undone_at_seconds is not None]
-    fault_end = max(undone) if undone and len(undone) == len(record.faults) else None
-    canary = sorted((s for s in record.samples if s.probe == "canary"), key=lambda s: s.at_seconds)
-    after = [s for s in canary if fault_start is None or s.at_seconds >= fault_start]
-    failures = [s.at_seconds for s in after if not s.ok]
-    outage_start = outage_end = None
-    if failures:
-        outage_start = failures[0]
-        outage_end = next((s.at_seconds for s in after if s.ok and s.at_seconds > failures[-1]), None)
-    detected = _first_event(record, _DETECTION_KINDS)
-    promoted = _first_event(record, _PROMOTION_KINDS)
+    """The fault, the outage windows, detection and promotion, all from harness.measures.
+
+    The charts draw what grading graded: the same first disruptive fault, the same outage per
+    region (grading's rule for where a window begins and ends), the detection grading timed and
+    the promotion event it counted; never a rule of the report's own.
+    """
+    fault = measures.first_fault(record)
+    fault_start = fault.applied_at_seconds if fault is not None else None
+    run = measures.canary_run(record)
+    if isinstance(run, measures.CanaryRun):
+        outages = tuple(measures.region_outages(run)) if not run.problem else ()
+        note = run.problem or ("" if outages else "no canary request failed after the fault")
+    else:
+        outages, note = (), run or "no canary samples"
+    detection = measures.measure(record, "detection_seconds")
+    # detection_seconds is fault applied → the detection event, so this is the event's own time.
+    detected = (
+        fault_start + detection.value
+        if fault_start is not None and detection is not None and detection.value is not None
+        else None
+    )
+    promotion = measures.promotion_event(record, fault) if fault is not None else None
     return Moments(
         fault_start=fault_start,
-        fault_end=fault_end,
-        outage_start=outage_start,
-        outage_end=outage_end,
-        detected=detected[0] if detected else None,
-        detected_kind=detected[1] if detected else "",
-        promoted=promoted[0] if promoted else None,
-        promoted_kind=promoted[1] if promoted else "",
+        fault_end=fault.undone_at_seconds if fault is not None else None,
+        outages=outages,
+        outages_note=note,
+        detected=detected,
+        detected_kind=one_line(detection.evidence) if detected is not None and detection else "",
+        promoted=promotion.at_seconds if promotion is not None else None,
+        promoted_kind=promotion.kind if promotion is not None else "",
     )
-
-
-def _first_event(record: RunRecord, kinds: Sequence[str]) -> tuple[float, str] | None:
-    for kind in kinds:
-        times = [e.at_seconds for e in record.events if e.kind == kind]
-        if times:
-            return min(times), kind
-    return None
 
 
 def timeline_chart(record: RunRecord, moments: Moments) -> Markup:
@@ -95,33 +97,57 @@ def timeline_chart(record: RunRecord, moments: Moments) -> Markup:
     by_region: dict[str, list[tuple[float, bool, float | None]]] = defaultdict(list)
     for s in record.samples:
         if s.probe == "canary":
-            by_region[s.region or "(no region)"].append((s.at_seconds, s.ok, s.latency_seconds))
+            by_region[s.region].append((s.at_seconds, s.ok, s.latency_seconds))
     if not by_region:
         return Markup("")
     times = [t for points in by_region.values() for t, _, _ in points]
     start, end = min(times), max(times)
     bin_seconds = max((end - start) / _MAX_BINS, 0.1)
+    regions = sorted(by_region)
     with matplotlib.rc_context(_RC):
         figure = Figure(figsize=(9, 4.6))
         success_axes, latency_axes = figure.subplots(2, 1, sharex=True)
-        for index, (region, points) in enumerate(sorted(by_region.items())):
+        for index, region in enumerate(regions):
+            points = by_region[region]
             at = np.array([p[0] for p in points])
             ok = np.array([p[1] for p in points], dtype=float)
             latency = np.array([np.nan if p[2] is None or not p[1] else p[2] for p in points])
             bins = np.floor((at - start) / bin_seconds).astype(int)
             centres, success, median_ms = _binned(bins, ok, latency, start, bin_seconds)
             style = _style(index)
-            success_axes.plot(centres, success * 100, label=_plain(region), **style)
-            latency_axes.plot(centres, median_ms * 1000, label=_plain(region), **style)
+            success_axes.plot(centres, success * 100, label=_region_label(region), **style)
+            latency_axes.plot(centres, median_ms * 1000, label=_region_label(region), **style)
         success_axes.set_ylabel("canary success (%)")
         success_axes.set_ylim(-5, 105)
         latency_axes.set_ylabel("median latency (ms)")
         latency_axes.set_xlabel("seconds since run start")
         for axes in (success_axes, latency_axes):
             _mark_moments(axes, moments, label=axes is success_axes)
+        _mark_outages(success_axes, moments.outages, regions, end)
         success_axes.set_title("Canary success and latency per region")
         _legend_below(figure, success_axes, latency_axes)
         return _svg(figure)
+
+
+def _mark_outages(axes, outages: Sequence[measures.RegionOutage], regions: Sequence[str], end: float) -> None:
+    """Shade each region's graded outage in its colour; one still open runs to `end`."""
+    for outage in outages:
+        window = outage.window
+        index = regions.index(outage.region) if outage.region in regions else len(regions)
+        colour = _COLOURS[index % len(_COLOURS)]
+        axes.axvspan(
+            window.start_seconds,
+            window.end_seconds if window.end_seconds is not None else end,
+            facecolor=to_rgba(colour, 0.18),
+            edgecolor=to_rgba(colour, 0.7),
+            hatch="\\\\",
+            linewidth=0,
+            label=f"outage {_region_label(outage.region)}" + (" (lower bound)" if outage.lower_bound else ""),
+        )
+
+
+def _region_label(region: str) -> str:
+    return _plain(region_text(region))
 
 
 def _binned(
@@ -134,7 +160,7 @@ def _binned(
     success = np.add.reduceat(ok, first) / np.diff(np.append(first, len(bins)))
     medians = np.array(
         [
-            np.nanmedian(chunk) if not np.isnan(chunk).all() else np.nan
+            measures.percentile(chunk[~np.isnan(chunk)], 0.5) if not np.isnan(chunk).all() else np.nan
             for chunk in np.split(latency, first[1:])
         ]
     )
@@ -142,19 +168,48 @@ def _binned(
 
 
 def lag_chart(record: RunRecord, moments: Moments, limit_seconds: float | None) -> Markup:
-    """Replication lag samples per region over the run, against the limit."""
-    by_region: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    """Replication lag per replica over the run against the limit: marker lag (solid), the
+    exporter's lag where recorded (dotted, same colour), markers not seen yet (a lower bound)."""
+    marker: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    exporter: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    bounds: list[tuple[float, float]] = []
     for s in record.samples:
-        if s.probe == "replication_lag" and s.value is not None and math.isfinite(s.value):
-            by_region[s.region or "(no region)"].append((s.at_seconds, s.value))
-    if not by_region:
+        if s.value is None or not math.isfinite(s.value):
+            continue
+        if s.probe == "replication_lag":
+            (marker[s.region] if s.ok else bounds).append((s.at_seconds, s.value))
+        elif s.probe == "replication_lag_exporter":
+            exporter[s.region].append((s.at_seconds, s.value))
+    if not (marker or exporter or bounds):
         return Markup("")
     with matplotlib.rc_context(_RC):
         figure = Figure(figsize=(9, 3.2))
         axes = figure.subplots()
-        for index, (region, points) in enumerate(sorted(by_region.items())):
-            points.sort()
-            axes.plot([p[0] for p in points], [p[1] for p in points], label=_plain(region), **_style(index))
+        for index, region in enumerate(sorted(set(marker) | set(exporter))):
+            style = _style(index)
+            for points, linestyle, suffix in (
+                (marker[region], "-", ""),
+                (exporter[region], ":", " (exporter)"),
+            ):
+                if points:
+                    points.sort()
+                    axes.plot(
+                        [p[0] for p in points],
+                        [p[1] for p in points],
+                        **{**style, "linestyle": linestyle},
+                        label=_region_label(region) + suffix,
+                    )
+        if bounds:
+            axes.scatter(
+                [p[0] for p in bounds],
+                [p[1] for p in bounds],
+                marker="^",
+                s=40,
+                facecolors="none",
+                edgecolors="#000000",
+                zorder=3,
+                label="marker not seen yet (lower bound)",
+            )
         if limit_seconds is not None:
             axes.axhline(limit_seconds, color="#D55E00", linestyle="--", linewidth=1.5, label="limit")
         axes.set_ylabel("replication lag (s)")
@@ -166,75 +221,104 @@ def lag_chart(record: RunRecord, moments: Moments, limit_seconds: float | None) 
         return _svg(figure)
 
 
+@dataclass(frozen=True, slots=True)
+class TrendSeries:
+    """One measure across an experiment's runs: values in base units, None where not measured."""
+
+    label: str
+    values: tuple[float | None, ...]
+    lower_bounds: tuple[bool, ...]  # the value is a lower bound (censored)
+    limit: float | None
+    regressed: tuple[bool, ...]  # a regression was found at this run
+    scale: float = 1.0  # drawn as value * scale (ratios as %, bytes as MB)
+
+
 def trend_chart(
     started: Sequence[datetime | None],
     scores: Sequence[float],
     verdicts: Sequence[Verdict],
-    series: Sequence[tuple[str, Sequence[float | None], float | None, Sequence[bool]]],
+    series: Sequence[TrendSeries],
 ) -> Markup:
-    """A system's score and key measurements per run; regressions marked.
-
-    ``series`` holds (label, values, limit, regressed flags), one axes each.
-    """
+    """An experiment's score and graded measurements per run, one axes each; regressions marked."""
     if not scores:
         return Markup("")
     x: Sequence[object] = started if all(s is not None for s in started) else range(1, len(scores) + 1)
     rows = 1 + len(series)
+    dense = len(scores) > 100
     with matplotlib.rc_context(_RC):
         figure = Figure(figsize=(9, 1.3 + 1.6 * rows))
         axes_list = np.atleast_1d(figure.subplots(rows, 1, sharex=True))
         score_axes = axes_list[0]
         score_axes.plot(x, scores, color="#999999", linewidth=0.8, zorder=1)
-        for verdict, marker, colour in (
-            (Verdict.PASS, "o", "#009E73"),
-            (Verdict.FAIL, "X", "#D55E00"),
-            (Verdict.UNKNOWN, "d", "#777777"),
-        ):
+        for verdict, marker in ((Verdict.PASS, "o"), (Verdict.FAIL, "X"), (Verdict.UNKNOWN, "d")):
             chosen = [i for i, v in enumerate(verdicts) if v is verdict]
             if chosen:
                 score_axes.scatter(
                     [x[i] for i in chosen],
                     [scores[i] for i in chosen],
                     marker=marker,
-                    color=colour,
-                    s=18 if len(scores) <= 100 else 6,
+                    color=VERDICT_COLOURS[verdict],
+                    s=6 if dense else 18,
                     zorder=2,
                     label=verdict.value,
                 )
         score_axes.set_ylim(-5, 105)
         score_axes.set_ylabel("score")
-        score_axes.set_title("Score and key measurements per run")
-        regression_labelled = False
-        for axes, (label, values, limit, regressed) in zip(axes_list[1:], series, strict=True):
-            points = [(x[i], v) for i, v in enumerate(values) if v is not None]
-            if points:
+        score_axes.set_title("Score and graded measurements per run")
+        labelled: set[str] = set()
+
+        def once(name: str) -> str | None:
+            if name in labelled:
+                return None
+            labelled.add(name)
+            return name
+
+        for axes, line in zip(axes_list[1:], series, strict=True):
+            shown = [(i, v * line.scale) for i, v in enumerate(line.values) if v is not None]
+            if shown:
                 axes.plot(
-                    [p[0] for p in points],
-                    [p[1] for p in points],
+                    [x[i] for i, _ in shown],
+                    [v for _, v in shown],
                     color="#0072B2",
-                    marker="." if len(points) <= 100 else None,
+                    marker=None if dense else ".",
                     linewidth=1,
-                    label=label,
+                    label=_plain(line.label),
                 )
             else:
                 axes.text(0.5, 0.5, "no data", transform=axes.transAxes, ha="center", va="center")
-            if limit is not None:
-                axes.axhline(limit, color="#D55E00", linestyle="--", linewidth=1.2, label="limit")
-            flagged = [i for i, r in enumerate(regressed) if r and values[i] is not None]
+            censored = [(i, v) for i, v in shown if line.lower_bounds[i]]
+            if censored:
+                axes.scatter(
+                    [x[i] for i, _ in censored],
+                    [v for _, v in censored],
+                    marker=6,  # caret up: the truth lies above
+                    s=40,
+                    color="#000000",
+                    zorder=3,
+                    label=once("lower bound (not recovered)"),
+                )
+            if line.limit is not None:
+                axes.axhline(
+                    line.limit * line.scale,
+                    color="#D55E00",
+                    linestyle="--",
+                    linewidth=1.2,
+                    label=once("limit"),
+                )
+            flagged = [(i, v) for i, v in shown if line.regressed[i]]
             if flagged:
                 axes.scatter(
-                    [x[i] for i in flagged],
-                    [values[i] for i in flagged],
+                    [x[i] for i, _ in flagged],
+                    [v for _, v in flagged],
                     marker="^",
                     s=90,
                     facecolors="none",
                     edgecolors="#000000",
                     linewidths=1.5,
                     zorder=3,
-                    label=None if regression_labelled else "regression",
+                    label=once("regression"),
                 )
-                regression_labelled = True
-            axes.set_ylabel(label)
+            axes.set_ylabel(_plain(line.label))
             axes.set_ylim(bottom=0)
         axes_list[-1].set_xlabel("run start (UTC)" if x is started else "run number")
         if x is started:
@@ -278,17 +362,6 @@ def _mark_moments(axes, moments: Moments, *, label: bool) -> None:
             linewidth=0,
             label=named("fault"),
         )
-    if moments.outage_start is not None:
-        end = moments.outage_end if moments.outage_end is not None else axes.get_xlim()[1]
-        axes.axvspan(
-            moments.outage_start,
-            end,
-            facecolor=(0.90, 0.62, 0.0, 0.2),
-            edgecolor=(0.80, 0.45, 0.0, 0.6),
-            hatch="\\\\",
-            linewidth=0,
-            label=named("failover window (canary)"),
-        )
     if moments.detected is not None:
         axes.axvline(
             moments.detected,
@@ -316,9 +389,11 @@ def _legend_below(figure: Figure, *axes_list) -> None:
                 handles.append(handle)
                 labels.append(label)
     # Fixed margins in inches: tight_layout would cost a third of a 1,000-run page's budget.
-    columns = 5
-    rows = math.ceil(len(labels) / columns)
     width, height = figure.get_size_inches()
+    # As many columns as the longest label lets fit across the figure (about 0.07 in a character).
+    longest = max((len(label) for label in labels), default=0)
+    columns = max(1, min(5, int(width // (0.55 + 0.07 * longest))))
+    rows = math.ceil(len(labels) / columns)
     bottom = 0.55 + 0.2 * rows
     figure.subplots_adjust(
         left=0.8 / width, right=1 - 0.15 / width, top=1 - 0.35 / height, bottom=bottom / height, hspace=0.2

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import jinja2
 
+from harness.report._format import VERDICT_COLOURS
 from harness.report._view import IndexView, RunView, SystemView
 
 _templates = jinja2.Environment(
@@ -20,6 +21,8 @@ _templates = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+# style.css takes the verdict colours from the one table the charts use too.
+_templates.globals["verdict_colours"] = {verdict.value: colour for verdict, colour in VERDICT_COLOURS.items()}
 
 
 def render_run_html(view: RunView) -> str:

@@ -5,6 +5,9 @@ A failed check is a ``<failure>`` whose message is measured vs target. An unknow
 must never read as a pass (it exits 3, like an error of the harness or the environment). When the
 run's verdict comes from a reason outside the checks (no checks at all, a failed steady state),
 a testcase named ``verdict`` carries it, so the XML never looks greener than the grade.
+
+Every message is the check's one-line sentence (measured vs target; for an unknown, the evidence
+it lacks); the body adds the target's description and source, witnesses and the evidence.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from harness.model import Grade, Verdict, combine
-from harness.report._format import check_sentence, score_text
+from harness.model import Check, Grade, Verdict, combine
+from harness.report._format import check_sentence, citation_text, missing_text, score_text, witness_texts
 
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -53,10 +56,12 @@ def _testsuite(grade: Grade) -> ET.Element:
             failure = ET.SubElement(
                 case, "failure", message=_clean(check_sentence(check)), type="target_missed"
             )
-            failure.text = _clean(check.evidence)
+            failure.text = _clean(_details(check))
         elif check.verdict is Verdict.UNKNOWN:
             error = ET.SubElement(case, "error", message=_clean(check_sentence(check)), type="unknown")
-            error.text = _clean(check.evidence)
+            error.text = _clean(_details(check))
+        elif citation := citation_text(check):
+            ET.SubElement(case, "system-out").text = _clean(f"target: {citation}")
     if not grade.checks or combine(c.verdict for c in grade.checks) is not grade.verdict:
         case = ET.SubElement(suite, "testcase", classname=classname, name="verdict")
         reasons = "; ".join(grade.reasons) or "no checks were graded"
@@ -73,6 +78,20 @@ def _testsuite(grade: Grade) -> ET.Element:
     if grade.reasons:
         ET.SubElement(suite, "system-out").text = _clean("\n".join(grade.reasons))
     return suite
+
+
+def _details(check: Check) -> str:
+    """The body of a failure or error: the target cited, what is missing, the witnesses, the evidence."""
+    lines = []
+    if citation := citation_text(check):
+        lines.append(f"target: {citation}")
+    if missing := missing_text(check):
+        lines.append(f"missing evidence: {missing}")
+    if check.witnesses:
+        lines.append("witnesses: " + ", ".join(witness_texts(check)))
+    if check.evidence:
+        lines.append(check.evidence)
+    return "\n".join(lines)
 
 
 def _clean(text: str) -> str:

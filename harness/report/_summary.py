@@ -5,17 +5,20 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from harness.model import Grade, Verdict
+from harness.model import Check, Grade, Verdict
 from harness.report._format import (
     VERDICT_WORDS,
     check_sentence,
+    citation_text,
     margin_text,
+    measured_text,
+    missing_text,
     one_line,
     score_text,
     target_text,
     verdict_counts,
+    witness_texts,
 )
-from harness.units import format_quantity
 
 _MARKDOWN_ICONS = {Verdict.PASS: "✅", Verdict.FAIL: "❌", Verdict.UNKNOWN: "❔"}
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
@@ -32,7 +35,15 @@ def summary_line(grade: Grade) -> str:
     if failed:
         parts.append("failed: " + "; ".join(f"{c.target} ({check_sentence(c)})" for c in failed))
     if unknown:
-        parts.append("unknown: " + ", ".join(one_line(c.target) for c in unknown))
+        parts.append(
+            "unknown: "
+            + ", ".join(
+                f"{one_line(c.target)} (missing: {missing_text(c)})"
+                if missing_text(c)
+                else one_line(c.target)
+                for c in unknown
+            )
+        )
     if grade.verdict is not Verdict.PASS and not failed and not unknown and grade.reasons:
         parts.append("; ".join(one_line(r) for r in grade.reasons))
     return " - ".join(parts)
@@ -67,20 +78,33 @@ def _grade_section(grade: Grade) -> list[str]:
     if not grade.checks:
         return [*lines, "No checks were graded.", ""]
     lines += [
-        "| | Check | Measured | Target | Margin | Evidence |",
-        "|---|---|---|---|---|---|",
+        "| | Check | Measured | Target | Margin | Evidence | Target's source |",
+        "|---|---|---|---|---|---|---|",
     ]
     for check in grade.checks:
         critical = " (critical)" if check.critical else ""
         lines.append(
             f"| {_MARKDOWN_ICONS[check.verdict]} {VERDICT_WORDS[check.verdict].lower()} "
             f"| {_md(check.target)}{critical} "
-            f"| {_md(format_quantity(check.measured, check.unit))} "
+            f"| {_md(measured_text(check))} "
             f"| {_md(target_text(check))} "
             f"| {_md(margin_text(check))} "
-            f"| {_md(check.evidence)} |"
+            f"| {_md(_evidence(check))} "
+            f"| {_md(citation_text(check))} |"
         )
     return [*lines, ""]
+
+
+def _evidence(check: Check) -> str:
+    """What is missing first (for an unknown), then the witnesses, then the evidence."""
+    parts = []
+    if missing := missing_text(check):
+        parts.append(f"missing: {missing}")
+    if check.witnesses:
+        parts.append("witnesses: " + ", ".join(witness_texts(check)))
+    if check.evidence:
+        parts.append(check.evidence)
+    return " · ".join(parts)
 
 
 def _md(text: str) -> str:

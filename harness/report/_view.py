@@ -16,19 +16,33 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from markupsafe import Markup
 
-from harness.model import Check, Grade, RunRecord, Verdict
+from harness import measures
+from harness.model import Check, FaultRecord, Grade, RunRecord, Verdict
 from harness.report import _charts
 from harness.report._format import (
-    COMPARISON_SYMBOLS,
     VERDICT_ICONS,
     VERDICT_WORDS,
     margin_text,
+    measured_text,
+    missing_text,
     one_line,
+    quantity_text,
+    region_text,
     score_text,
+    seconds_on_run_clock,
+    target_symbol_text,
+    unknown_reason,
     verdict_counts,
+    witness_texts,
 )
-from harness.report.regressions import REGRESSION_MEASURES, Regression, find_regressions
-from harness.units import format_quantity
+from harness.report.regressions import (
+    REGRESSION_MEASURES,
+    Regression,
+    find_regressions,
+    graded_point,
+    graded_value,
+)
+from harness.units import format_quantity, unit_of_measure
 
 _KEY_FIGURES = (
     ("failover_seconds", "Failover"),
@@ -39,11 +53,7 @@ _KEY_FIGURES = (
     ("lost_writes_count", "Lost acknowledged writes"),
     ("replication_lag_seconds", "Replication lag (worst)"),
 )
-_TREND_MEASURES = (
-    ("failover_seconds", "failover (s)"),
-    ("replication_lag_seconds", "replication lag (s)"),
-    ("rto_seconds", "RTO (s)"),
-)
+_MAX_TREND_SERIES = 4  # measures drawn per experiment's trend: each is an axes to draw
 _SECRET_KEY = re.compile(r"pass(word)?|secret|token|credential|api_?key|private", re.IGNORECASE)
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_HISTORY_ROWS = 100
@@ -60,12 +70,17 @@ class VerdictView:
 class CheckView:
     target: str
     measure: str
+    description: str  # the target's description from the scenario
+    source: str  # where the target's number comes from (the system's document, section)
     verdict: VerdictView
-    measured: str
+    measured: str  # "4.21 s", "> 27.00 s" when censored
+    censored: str  # why the value is a lower bound, "" when it is not one
     target_text: str  # "≤ 30.00 s"
     margin: str
     importance: str  # "critical · weight 3"
     evidence: str
+    witnesses: tuple[str, ...]  # "canary: 0%", "prometheus: 12.5%" where two sources measure
+    missing: tuple[str, ...]  # the evidence an unknown check lacks
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +152,22 @@ class HistoryRow:
     verdict: VerdictView
     score: str
     failed: str  # names of failed and unknown checks
-    measures: tuple[str, ...]  # formatted values of the trend measures
+    measured: str  # what each check measured: "failover_time 4.21 s · rpo > 2.00 s"
     regression: str  # what regressed at this run, "" when nothing
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentView:
+    """One experiment's history on its system's page: its own trend, regressions and streak."""
+
+    title: str
+    path: str
+    anchor: str  # in-page id
+    latest: HistoryRow
+    streak: str
+    pass_rate: str
+    trend: Chart
+    regressions: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,9 +176,7 @@ class SystemView:
     latest: HistoryRow
     streak: str  # "failing since 2025-01-03 12:00 UTC (4 runs)"
     pass_rate: str
-    trend: Chart
-    measure_names: tuple[str, ...]
-    regressions: tuple[str, ...]
+    experiments: tuple[ExperimentView, ...]  # a trend each: experiments measure different things
     rows: tuple[HistoryRow, ...]  # newest first, at most MAX_HISTORY_ROWS
     rows_note: str
 
@@ -168,7 +195,6 @@ class IndexView:
     generated_at: str
     headline: str
     systems: tuple[SystemLine, ...]
-    measure_names: tuple[str, ...]
     recent: tuple[HistoryRow, ...]
 
 
@@ -199,7 +225,7 @@ def build_run_view(record: RunRecord, grade: Grade) -> RunView:
         ),
         reasons=grade.reasons,
         checks=checks,
-        figures=_key_figures(record),
+        figures=_key_figures(record, grade),
         timeline=Chart(
             "Fault window",
             _charts.timeline_chart(record, moments),
@@ -208,20 +234,15 @@ def build_run_view(record: RunRecord, grade: Grade) -> RunView:
         lag=Chart(
             "Replication lag",
             _charts.lag_chart(record, moments, lag_check.limit if lag_check else None),
-            (
-                "Client-side replication lag per region; limit "
-                f"{format_quantity(lag_check.limit, 'seconds')}."
-                if lag_check
-                else "Client-side replication lag per region; no lag target graded."
-            )
-            if _has_probe(record, "replication_lag")
-            else "No data: no replication lag samples.",
+            _lag_caption(record, lag_check),
         ),
         load=_load_figures(record),
         faults=tuple(_fault_view(f) for f in record.faults),
         events=tuple(
-            EventView(_seconds(e.at_seconds), e.kind, e.source, _json(e.detail) if e.detail else "")
-            for e in sorted(record.events, key=lambda e: e.at_seconds)
+            EventView(
+                seconds_on_run_clock(e.at_seconds), e.kind, e.source, _json(e.detail) if e.detail else ""
+            )
+            for e in sorted(run_events(record), key=lambda e: e.at_seconds)
         ),
         steady_state=(
             Fact("Before the fault", _steady(record.steady_state_before), ""),
@@ -239,6 +260,15 @@ def build_run_view(record: RunRecord, grade: Grade) -> RunView:
     )
 
 
+def run_events(record: RunRecord) -> tuple:
+    """The events of this run: on its clock, from its start on.
+
+    A negative time is before the run began (a watcher's backlog, another run's announcement):
+    not this run's, so neither its table nor its charts show it.
+    """
+    return tuple(e for e in record.events if e.at_seconds >= 0)
+
+
 def verdict_view(verdict: Verdict) -> VerdictView:
     return VerdictView(verdict.value, VERDICT_WORDS[verdict], VERDICT_ICONS[verdict])
 
@@ -248,12 +278,21 @@ def _check_view(check: Check) -> CheckView:
     return CheckView(
         target=check.target,
         measure=check.measure,
+        description=check.description,
+        source=check.source,
         verdict=verdict_view(check.verdict),
-        measured=format_quantity(check.measured, check.unit),
-        target_text=f"{COMPARISON_SYMBOLS[check.comparison]} {format_quantity(check.limit, check.unit)}",
+        measured=measured_text(check),
+        censored=(
+            "lower bound: not recovered when the fault was undone or the run ended"
+            if check.lower_bound and check.measured is not None
+            else ""
+        ),
+        target_text=target_symbol_text(check),
         margin=margin_text(check),
         importance=importance,
         evidence=check.evidence,
+        witnesses=witness_texts(check),
+        missing=tuple(one_line(m) for m in check.missing if one_line(m)),
     )
 
 
@@ -264,12 +303,11 @@ def _headline(grade: Grade) -> str:
     if grade.verdict is Verdict.PASS:
         return f"All {len(grade.checks)} targets met."
     parts = [
-        f"{c.target} {format_quantity(c.measured, c.unit)} "
-        f"(target {COMPARISON_SYMBOLS[c.comparison]} {format_quantity(c.limit, c.unit)}, {margin_text(c)})"
-        for c in failed
+        f"{c.target} {measured_text(c)} (target {target_symbol_text(c)}, {margin_text(c)})" for c in failed
     ]
     if unknown:
-        parts.append("not measured: " + ", ".join(c.target for c in unknown))
+        named = ", ".join(f"{c.target} ({unknown_reason(c)})" for c in unknown)
+        parts.append(f"unknown: {named}" if failed else named)
     if not parts:
         parts = [one_line(r) for r in grade.reasons] or ["no checks were graded"]
     if failed:
@@ -277,22 +315,38 @@ def _headline(grade: Grade) -> str:
     return "Targets not proven: " + "; ".join(parts) + "."
 
 
-def _key_figures(record: RunRecord) -> tuple[Fact, ...]:
+def _key_figures(record: RunRecord, grade: Grade) -> tuple[Fact, ...]:
+    """The recovery figures: the graded value where a check graded the measure (so the page and
+    the verdict agree), else the measure as harness.measures derives it from the record."""
     figures = []
     for name, label in _KEY_FIGURES:
-        measurement = record.measurement(name)
-        if measurement is None:
-            figures.append(Fact(label, "no data", "not measured in this run"))
+        check = next((c for c in grade.checks if c.measure == name), None)
+        if check is not None:
+            figures.append(Fact(label, measured_text(check), _figure_note(check)))
+            continue
+        measurement = measures.measure(record, name)
+        if measurement is None or measurement.value is None:
+            note = measurement.evidence if measurement is not None and measurement.evidence else ""
+            figures.append(Fact(label, "no data", note or "not measured in this run"))
         else:
-            figures.append(
-                Fact(label, format_quantity(measurement.value, measurement.unit), measurement.evidence)
-            )
+            text = quantity_text(measurement.value, measurement.unit, lower_bound=measurement.lower_bound)
+            figures.append(Fact(label, text, f"not graded · {measurement.evidence}".rstrip(" ·")))
     return tuple(figures)
+
+
+def _figure_note(check: Check) -> str:
+    if check.measured is None:
+        return f"missing: {missing_text(check)}" if missing_text(check) else one_line(check.evidence)
+    return f"{check.verdict.value}, target {target_symbol_text(check)}"
 
 
 def _load_figures(record: RunRecord) -> tuple[Fact, ...]:
     figures = [
-        Fact(m.name.removeprefix("load_"), format_quantity(m.value, m.unit), m.evidence)
+        Fact(
+            m.name.removeprefix("load_"),
+            quantity_text(m.value, m.unit, lower_bound=m.lower_bound),
+            m.evidence,
+        )
         for m in record.measurements
         if m.name.startswith("load_")
     ]
@@ -304,31 +358,66 @@ def _load_figures(record: RunRecord) -> tuple[Fact, ...]:
     return tuple(figures)
 
 
-def _fault_view(fault) -> FaultView:
+def _fault_view(fault: FaultRecord) -> FaultView:
     effect = {True: Verdict.PASS, False: Verdict.FAIL, None: Verdict.UNKNOWN}[fault.effect_proven]
     words = {True: "proven", False: "not proven", None: "not checked"}[fault.effect_proven]
     return FaultView(
         action=fault.action,
         target=fault.target,
-        applied=_seconds(fault.applied_at_seconds),
-        undone=_seconds(fault.undone_at_seconds) if fault.undone_at_seconds is not None else "not undone",
+        applied=seconds_on_run_clock(fault.applied_at_seconds),
+        undone=(
+            seconds_on_run_clock(fault.undone_at_seconds)
+            if fault.undone_at_seconds is not None
+            else "not undone"
+        ),
         effect=VerdictView(effect.value, words, VERDICT_ICONS[effect]),
         evidence=fault.effect_evidence,
     )
 
 
 def _timeline_caption(moments: _charts.Moments) -> str:
-    parts = ["Canary success ratio and median latency per region."]
+    parts = ["Canary success ratio and median latency of successful requests per region."]
     if moments.fault_start is not None:
-        end = _seconds(moments.fault_end) if moments.fault_end is not None else "not undone"
-        parts.append(f"Fault (hatched grey) from {_seconds(moments.fault_start)} to {end}.")
-    if moments.outage_start is not None:
-        end = _seconds(moments.outage_end) if moments.outage_end is not None else "end of run (not recovered)"
-        parts.append(f"Failover window (hatched orange) from {_seconds(moments.outage_start)} to {end}.")
+        end = seconds_on_run_clock(moments.fault_end) if moments.fault_end is not None else "not undone"
+        parts.append(f"Fault (hatched grey) from {seconds_on_run_clock(moments.fault_start)} to {end}.")
+    if moments.outages:
+        spans = "; ".join(_outage_text(o) for o in moments.outages)
+        parts.append(f"Outage per region as graded (shaded in the region's colour): {spans}.")
+    elif moments.fault_start is not None and moments.outages_note:
+        parts.append(f"No outage drawn: {moments.outages_note}.")
     if moments.detected is not None:
-        parts.append(f"Detected at {_seconds(moments.detected)} (dashed line, {moments.detected_kind}).")
+        parts.append(
+            f"Detected at {seconds_on_run_clock(moments.detected)} (dashed line, {moments.detected_kind})."
+        )
     if moments.promoted is not None:
-        parts.append(f"Promoted at {_seconds(moments.promoted)} (dash-dot line, {moments.promoted_kind}).")
+        parts.append(
+            f"Promoted at {seconds_on_run_clock(moments.promoted)} (dash-dot line, {moments.promoted_kind})."
+        )
+    return " ".join(parts)
+
+
+def _outage_text(outage: measures.RegionOutage) -> str:
+    """'eu-west-1 from t+20.00 s to t+24.21 s: 4.21 s', or 'eu-west-1 from t+20.00 s, not recovered:
+    > 20.00 s' (the graded value, a lower bound)."""
+    window = outage.window
+    start = f"{region_text(outage.region)} from {seconds_on_run_clock(window.start_seconds)}"
+    span = (
+        f"{start} to {seconds_on_run_clock(window.end_seconds)}" if window.end_seconds is not None else start
+    )
+    if window.end_seconds is None or outage.lower_bound:
+        span += ", not recovered"
+    return f"{span}: {quantity_text(outage.value_seconds, 'seconds', lower_bound=outage.lower_bound)}"
+
+
+def _lag_caption(record: RunRecord, lag_check: Check | None) -> str:
+    if not (_has_probe(record, "replication_lag") or _has_probe(record, "replication_lag_exporter")):
+        return "No data: no replication lag samples."
+    parts = ["Replication lag per replica: marker lag (solid), exporter lag where recorded (dotted);"]
+    parts.append("a hollow triangle is a marker not seen yet (a lower bound).")
+    if lag_check is not None:
+        parts.append(f"Graded: {measured_text(lag_check)} against {target_symbol_text(lag_check)}.")
+    else:
+        parts.append("No lag target graded.")
     return " ".join(parts)
 
 
@@ -338,10 +427,6 @@ def _has_probe(record: RunRecord, probe: str) -> bool:
 
 def _steady(held: bool | None) -> str:
     return {True: "held", False: "did not hold", None: "not evaluated"}[held]
-
-
-def _seconds(value: float) -> str:
-    return f"t+{value:.2f} s"
 
 
 def _wall(iso: str) -> str:
@@ -404,22 +489,19 @@ def system_page_name(scenario: str) -> str:
 def build_system_view(
     history: Sequence[tuple[RunRecord, Grade]], rendered: frozenset[str] = frozenset()
 ) -> SystemView:
-    """A system's page from its history, oldest first; `rendered` are run ids with a run page."""
-    regressions = find_regressions(history)
-    regressed: dict[tuple[str, str], Regression] = {(r.run_id, r.measure): r for r in regressions}
+    """A system's page from its history, oldest first; `rendered` are run ids with a run page.
+
+    Trends and regressions are per experiment: a partition and a failover measure different
+    things, and one line through both would show neither.
+    """
+    groups = experiment_histories(history)
+    regressed: dict[tuple[str, str], Regression] = {}
+    experiments = []
+    for key, runs in groups.items():
+        regressions = find_regressions(runs)
+        regressed.update({(r.run_id, r.measure): r for r in regressions})
+        experiments.append(_experiment_view(key, runs, regressions, rendered))
     rows = [_history_row(record, grade, rendered, regressed) for record, grade in history]
-    series = []
-    for measure, label in _TREND_MEASURES:
-        values = [_value(record, measure) for record, _ in history]
-        if measure in REGRESSION_MEASURES or any(v is not None for v in values):
-            flags = [(record.run_id, measure) in regressed for record, _ in history]
-            series.append((label, values, _latest_limit(history, measure), flags))
-    trend = _charts.trend_chart(
-        [parse_time(record.started_at) for record, _ in history],
-        [grade.score for _, grade in history],
-        [grade.verdict for _, grade in history],
-        series,
-    )
     record = history[-1][0]
     shown = rows[::-1][:MAX_HISTORY_ROWS]
     return SystemView(
@@ -427,21 +509,93 @@ def build_system_view(
         latest=rows[-1],
         streak=_streak(history),
         pass_rate=_pass_rate(history),
-        trend=Chart(
-            "Trend",
-            trend,
-            "Score per run (circle pass, cross fail, diamond unknown) and key measurements against their "
-            "limits (dashed); an open triangle marks a regression.",
-        ),
-        measure_names=tuple(label for _, label in _TREND_MEASURES),
-        regressions=tuple(_regression_text(r) for r in regressions),
+        experiments=tuple(sorted(experiments, key=lambda e: (e.title, e.path))),
         rows=tuple(shown),
         rows_note=(
-            f"Latest {len(shown)} of {len(rows):,} runs; the chart shows all of them."
+            f"Latest {len(shown)} of {len(rows):,} runs; the charts show all of them."
             if len(shown) < len(rows)
             else f"{len(rows):,} run{'s' if len(rows) != 1 else ''}."
         ),
     )
+
+
+def experiment_key(record: RunRecord) -> str:
+    """Which experiment a run ran: its file's name, so moving the file keeps its history."""
+    return record.experiment_path.replace("\\", "/").rsplit("/", 1)[-1] or record.experiment_title
+
+
+def experiment_histories(
+    history: Sequence[tuple[RunRecord, Grade]],
+) -> dict[str, list[tuple[RunRecord, Grade]]]:
+    """The history split by experiment, each oldest first as given."""
+    groups: dict[str, list[tuple[RunRecord, Grade]]] = {}
+    for record, grade in history:
+        groups.setdefault(experiment_key(record), []).append((record, grade))
+    return groups
+
+
+def _experiment_view(
+    key: str,
+    history: Sequence[tuple[RunRecord, Grade]],
+    regressions: Sequence[Regression],
+    rendered: frozenset[str],
+) -> ExperimentView:
+    regressed = {(r.run_id, r.measure) for r in regressions}
+    series = []
+    for measure, unit in _trend_measures(history):
+        points = [graded_point(record, grade, measure) for record, grade in history]
+        series.append(
+            _charts.TrendSeries(
+                label=f"{measure} ({_UNIT_LABELS.get(unit, unit)})",
+                values=tuple(value for value, _ in points),
+                lower_bounds=tuple(bound for _, bound in points),
+                limit=_latest_limit(history, measure),
+                regressed=tuple((record.run_id, measure) in regressed for record, _ in history),
+                scale=_UNIT_SCALES.get(unit, 1.0),
+            )
+        )
+    record, grade = history[-1]
+    trend = _charts.trend_chart(
+        [parse_time(r.started_at) for r, _ in history],
+        [g.score for _, g in history],
+        [g.verdict for _, g in history],
+        series,
+    )
+    return ExperimentView(
+        title=record.experiment_title,
+        path=record.experiment_path,
+        anchor="experiment-" + (_SAFE_NAME.sub("-", key).strip(".-") or "unnamed"),
+        latest=_history_row(record, grade, rendered, {}),
+        streak=_streak(history),
+        pass_rate=_pass_rate(history),
+        trend=Chart(
+            "Trend",
+            trend,
+            "Score per run (circle pass, cross fail, diamond unknown) and what each check measured "
+            "against its limit (dashed); a caret marks a lower bound (not recovered), an open triangle "
+            "a regression.",
+        ),
+        regressions=tuple(_regression_text(r) for r in regressions),
+    )
+
+
+# Trend axes in a readable unit; values stay in base units everywhere else.
+_UNIT_LABELS = {"seconds": "s", "ratio": "%", "bytes": "MB", "count": "count", "rps": "req/s"}
+_UNIT_SCALES = {"ratio": 100.0, "bytes": 1e-6}
+
+
+def _trend_measures(history: Sequence[tuple[RunRecord, Grade]]) -> list[tuple[str, str]]:
+    """(measure, unit) of what the experiment's checks graded, most recently graded first, at most
+    _MAX_TREND_SERIES; a history without checks falls back to the regression measures it has."""
+    found: dict[str, str] = {}
+    for _, grade in reversed(history):
+        for check in grade.checks:
+            found.setdefault(check.measure, check.unit)
+    if not found:
+        for measure in REGRESSION_MEASURES:
+            if any(graded_value(r, g, measure) is not None for r, g in history):
+                found[measure] = unit_of_measure(measure) or ""
+    return list(found.items())[:_MAX_TREND_SERIES]
 
 
 def build_index_view(
@@ -477,7 +631,6 @@ def build_index_view(
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         headline=headline,
         systems=tuple(systems),
-        measure_names=tuple(label for _, label in _TREND_MEASURES),
         recent=tuple(_history_row(r, g, rendered, {}) for r, g in everything[:20]),
     )
 
@@ -504,18 +657,13 @@ def _history_row(
         verdict=verdict_view(grade.verdict),
         score=score_text(grade.score),
         failed=", ".join(not_passed) if not_passed else ("; ".join(grade.reasons) if grade.reasons else ""),
-        measures=tuple(format_quantity(_value(record, m), "seconds") for m, _ in _TREND_MEASURES),
+        measured=" · ".join(f"{c.target} {measured_text(c)}" for c in grade.checks),
         regression="; ".join(
-            _regression_text(regressed[(record.run_id, m)])
-            for m in REGRESSION_MEASURES
-            if (record.run_id, m) in regressed
+            _regression_text(regression)
+            for (run_id, _), regression in regressed.items()
+            if run_id == record.run_id
         ),
     )
-
-
-def _value(record: RunRecord, measure: str) -> float | None:
-    measurement = record.measurement(measure)
-    return measurement.value if measurement else None
 
 
 def _latest_limit(history: Sequence[tuple[RunRecord, Grade]], measure: str) -> float | None:
@@ -546,10 +694,11 @@ def _pass_rate(history: Sequence[tuple[RunRecord, Grade]]) -> str:
 
 
 def _regression_text(regression: Regression) -> str:
+    unit = unit_of_measure(regression.measure) or ""
     return (
         f"{regression.measure} regressed at run {regression.run_id}: median "
-        f"{format_quantity(regression.recent_median, 'seconds')} over its last {regression.recent_runs} "
-        f"runs vs {format_quantity(regression.baseline_median, 'seconds')} over the "
+        f"{format_quantity(regression.recent_median, unit)} over its last {regression.recent_runs} "
+        f"runs vs {format_quantity(regression.baseline_median, unit)} over the "
         f"{regression.baseline_runs} before "
         f"(Mann-Whitney p={regression.p_value:.2g})"
     )

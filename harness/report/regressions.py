@@ -19,7 +19,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from harness.model import Grade, RunRecord
 
-__all__ = ["REGRESSION_MEASURES", "Regression", "find_regressions"]
+__all__ = ["REGRESSION_MEASURES", "Regression", "find_regressions", "graded_point", "graded_value"]
 
 REGRESSION_MEASURES = ("failover_seconds", "replication_lag_seconds")
 
@@ -46,15 +46,18 @@ def find_regressions(
     alpha: float = 0.001,
     min_increase_ratio: float = 0.20,
 ) -> list[Regression]:
-    """Regressions in a history ordered oldest first; empty until a measure has enough runs."""
+    """Regressions in a history ordered oldest first; empty until a measure has enough runs.
+
+    Give it one experiment's history: runs of different experiments measure different things.
+    """
     found: list[Regression] = []
     for measure in measures:
         run_ids, values = [], []
-        for record, _grade in history:
-            measurement = record.measurement(measure)
-            if measurement is not None and measurement.value is not None:
+        for record, grade in history:
+            value = graded_value(record, grade, measure)
+            if value is not None:
                 run_ids.append(record.run_id)
-                values.append(measurement.value)
+                values.append(value)
         found += _measure_regressions(
             measure,
             run_ids,
@@ -65,6 +68,27 @@ def find_regressions(
             min_increase_ratio,
         )
     return found
+
+
+def graded_point(record: RunRecord, grade: Grade, measure: str) -> tuple[float | None, bool]:
+    """A run's value of `measure` as grading graded it, and whether it is a lower bound.
+
+    The check's measured value comes first: it is the figure the verdict rests on, and a
+    record's stored measurement may come from an older formula than the grade. Without a check,
+    the measurement the record carries; (None, False) when neither has a value.
+    """
+    for check in grade.checks:
+        if check.measure == measure and check.measured is not None:
+            return check.measured, check.lower_bound
+    measurement = record.measurement(measure)
+    if measurement is None or measurement.value is None:
+        return None, False
+    return measurement.value, measurement.lower_bound
+
+
+def graded_value(record: RunRecord, grade: Grade, measure: str) -> float | None:
+    """A run's value of `measure` as graded (see graded_point), without the lower-bound flag."""
+    return graded_point(record, grade, measure)[0]
 
 
 def _measure_regressions(

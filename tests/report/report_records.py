@@ -69,7 +69,12 @@ def make_record(
                 "sentinel-1",
                 {"quorum": "2/2"},
             ),
-            Event(28.0 if outage is None else outage[1] - 0.3, "sentinel.+switch-master", "sentinel-2", {}),
+            Event(
+                28.0 if outage is None else outage[1] - 0.3,
+                "sentinel.+switch-master",
+                "sentinel-2",
+                {"old_primary": "127.0.0.1:6379", "new_primary": "127.0.0.1:6380", "exact": True},
+            ),
         ]
     events.append(Event(40.0, "fault.undone", "harness", {}))
     measurements = [
@@ -121,8 +126,19 @@ def make_record(
     )
 
 
+TARGET_CITATIONS = {
+    "failover_time": (
+        "Redis primary failover completes within the limit",
+        "seeds/aeon-nova.md §4.2 Failover",
+    ),
+    "replication_lag": ("Replicas stay close to the primary", "seeds/aeon-nova.md §4.3 Replication"),
+    "rpo": ("Acknowledged writes lost in a failover", "seeds/aeon-nova.md §5 Data loss"),
+}
+
+
 def make_grade(record: RunRecord, *, failover_limit: float = 30.0, lag_limit: float = 5.0) -> Grade:
-    """Grades failover (critical), lag and RPO the way scoring does: worst verdict wins."""
+    """Grades failover (critical), lag and RPO the way scoring does: worst verdict wins; each check
+    cites its target's description and source as scoring fills them."""
     checks = []
     for target, measure, limit, critical in (
         ("failover_time", "failover_seconds", failover_limit, True),
@@ -148,6 +164,11 @@ def make_grade(record: RunRecord, *, failover_limit: float = 30.0, lag_limit: fl
                 weight=3 if critical else 1,
                 critical=critical,
                 evidence=evidence,
+                description=TARGET_CITATIONS[target][0],
+                source=TARGET_CITATIONS[target][1],
+                missing=("no failover_seconds measurement",)
+                if measured is None and measure == "failover_seconds"
+                else (),
             )
         )
     total = sum(c.weight for c in checks)
@@ -208,3 +229,61 @@ def hostile_pair() -> tuple[RunRecord, Grade]:
     """A record whose title and probe evidence try to inject markup."""
     record = make_record("run-hostile", title=SCRIPT_TITLE, evidence=IMG_EVIDENCE, failover_seconds=31.0)
     return record, make_grade(record)
+
+
+def truth_pair() -> tuple[RunRecord, Grade]:
+    """A run whose checks show every kind of evidence: a censored failover that fails, an error
+    ratio whose two witnesses disagree (unknown), and an RTO unknown for want of a region's samples."""
+    record = make_record("run-truth", outage=(20.0, 65.0), failover_seconds=45.2, with_samples=True)
+    checks = (
+        Check(
+            target="failover_time",
+            measure="failover_seconds",
+            verdict=Verdict.FAIL,
+            measured=39.9,
+            limit=30.0,
+            unit="seconds",
+            comparison=Comparison.AT_MOST,
+            weight=3,
+            critical=True,
+            evidence="us-east-1: requests still failing when the run ended",
+            lower_bound=True,
+            description="Redis primary failover completes within the limit",
+            source="seeds/aeon-nova.md §4.2 Failover",
+        ),
+        Check(
+            target="error_budget",
+            measure="slo_error_ratio",
+            verdict=Verdict.UNKNOWN,
+            measured=0.0,
+            limit=0.01,
+            unit="ratio",
+            comparison=Comparison.AT_MOST,
+            weight=1,
+            critical=False,
+            evidence="canary and prometheus disagree by more than 0.5 points",
+            description="Errors during a failover",
+            source="seeds/aeon-nova.md §6 SLOs",
+            witnesses=(("canary", 0.125), ("prometheus", 0.0)),
+            missing=("agreement of the two witnesses within 0.5 points",),
+        ),
+        Check(
+            target="recovery_time",
+            measure="rto_seconds",
+            verdict=Verdict.UNKNOWN,
+            measured=None,
+            limit=60.0,
+            unit="seconds",
+            comparison=Comparison.AT_MOST,
+            weight=1,
+            critical=False,
+            evidence="",
+            description="Every region serves again",
+            source="seeds/aeon-nova.md §4.1 RTO",
+            missing=(
+                "canary samples of eu-west-1 from t+20.00 s to t+40.00 s",
+                "canary.started event of ap-south-1",
+            ),
+        ),
+    )
+    return record, Grade(record.run_id, record.scenario, record.experiment_title, Verdict.FAIL, 0.0, checks)

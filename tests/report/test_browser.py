@@ -15,6 +15,7 @@ from report_records import (
     hostile_pair,
     make_history,
     passing_pair,
+    truth_pair,
     unknown_pair,
 )
 
@@ -41,7 +42,7 @@ FACTS = """(() => ({
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("site")
-    for pair in (passing_pair(), failing_pair(), unknown_pair(), hostile_pair()):
+    for pair in (passing_pair(), failing_pair(), unknown_pair(), hostile_pair(), truth_pair()):
         write_run(*pair, out)
     write_site([], out, history=make_history(200, scenario="finnexus", step_at=150))
     return out
@@ -60,6 +61,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         ("run-fail/index.html", 2, 0),
         ("run-unknown/index.html", 0, 2),
         ("run-hostile/index.html", 2, 0),
+        ("run-truth/index.html", 2, 0),
         ("systems/finnexus.html", 1, 0),
         ("systems/aeon-nova.html", 1, 0),
         ("index.html", 0, 0),
@@ -89,6 +91,15 @@ def test_hostile_title_and_evidence_are_text_not_markup(site: Path, browser: str
     assert IMG_EVIDENCE in loaded.facts["text"]
     assert loaded.facts["scripts"] == 0 and loaded.facts["images"] == 0
     assert loaded.dialogs == ()
+
+
+def test_evidence_of_each_check_is_visible(site: Path, browser: str) -> None:
+    loaded = chromium.load_page(browser, site / "run-truth" / "index.html", FACTS)
+    text = loaded.facts["text"]
+    assert "> 39.90 s" in text
+    assert "Source: seeds/aeon-nova.md §4.2 Failover" in text
+    assert "Missing evidence:" in text and "canary.started event of ap-south-1" in text
+    assert "Witnesses:" in text and "canary: 12.5%" in text and "prometheus: 0%" in text
 
 
 def test_run_page_prints(site: Path, browser: str) -> None:

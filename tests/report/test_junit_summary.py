@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import xml.etree.ElementTree as ET
 
-from report_records import IMG_EVIDENCE, SCRIPT_TITLE
+from report_records import IMG_EVIDENCE, SCRIPT_TITLE, truth_pair
 
 from harness.model import Grade, Verdict
 from harness.report import render_junit, render_summary, summary_line
@@ -47,7 +47,12 @@ def test_junit_unknown_check_is_an_error_never_skipped(unknown_run) -> None:
     cases = _cases(xml)
     error = cases["failover_time"].find("error")
     assert error.get("type") == "unknown"
-    assert "no measurement: probe failed" in error.get("message")
+    assert error.get("message") == (
+        "failover_seconds unknown (missing: no failover_seconds measurement), target at most 30.00 s"
+    )
+    assert "missing evidence: no failover_seconds measurement" in error.text
+    # Without named missing evidence, the message says what the evidence says.
+    assert "no measurement: probe failed" in cases["replication_lag"].find("error").get("message")
     assert ET.fromstring(xml).find(".//skipped") is None
 
 
@@ -72,7 +77,7 @@ def test_junit_escapes_markup_and_drops_control_characters(hostile_run) -> None:
     root = ET.fromstring(xml)  # still well-formed
     assert "<script>" not in xml and "<img" not in xml
     assert root.find("testsuite").get("name") == f"aeon-nova: {SCRIPT_TITLE}"
-    assert root.find(".//failure").text == IMG_EVIDENCE + "[31m"
+    assert root.find(".//failure").text.splitlines()[-1] == IMG_EVIDENCE + "[31m"
 
 
 def test_summary_markdown_has_a_row_per_check(passing_run, failing_run, unknown_run) -> None:
@@ -104,5 +109,63 @@ def test_summary_line_names_failed_checks(failing_run, passing_run, unknown_run)
     assert line.startswith("FAIL 20.0/100 - aeon-nova: Redis primary failover [run-fail]")
     assert "failover_time (failover_seconds measured 45.20 s, target at most 30.00 s)" in line
     assert summary_line(passing_run[1]) == "PASS 100.0/100 - aeon-nova: Redis primary failover [run-pass]"
-    assert summary_line(unknown_run[1]).endswith("unknown: failover_time, replication_lag")
+    assert summary_line(unknown_run[1]).endswith(
+        "unknown: failover_time (missing: no failover_seconds measurement), replication_lag"
+    )
     assert "\n" not in summary_line(dataclasses.replace(failing_run[1], experiment_title="two\nlines"))
+
+
+def test_junit_says_censored_witnesses_missing_and_source() -> None:
+    grade = truth_pair()[1]
+    cases = _cases(render_junit([grade]))
+    assert len(cases) == len(grade.checks)
+    failure = cases["failover_time"].find("failure")
+    assert failure.get("message") == "failover_seconds measured > 39.90 s, target at most 30.00 s"
+    assert failure.text.splitlines()[0] == (
+        "target: Redis primary failover completes within the limit (source: seeds/aeon-nova.md §4.2 Failover)"
+    )
+    witnesses = cases["error_budget"].find("error")
+    assert witnesses.get("message") == (
+        "slo_error_ratio unknown (missing: agreement of the two witnesses within 0.5 points), "
+        "measured 0%, target at most 1%, witnesses canary: 12.5%, prometheus: 0%"
+    )
+    rto = cases["recovery_time"].find("error")
+    assert rto.get("message") == (
+        "rto_seconds unknown (missing: canary samples of eu-west-1 from t+20.00 s to t+40.00 s; "
+        "canary.started event of ap-south-1), target at most 60.00 s"
+    )
+    assert ET.fromstring(render_junit([grade])).find(".//skipped") is None
+
+
+def test_junit_passing_check_cites_its_target(passing_run) -> None:
+    out = _cases(render_junit([passing_run[1]]))["failover_time"].find("system-out")
+    assert out.text == (
+        "target: Redis primary failover completes within the limit (source: seeds/aeon-nova.md §4.2 Failover)"
+    )
+
+
+def test_summary_markdown_says_censored_witnesses_missing_and_source() -> None:
+    text = render_summary([truth_pair()[1]])
+    rows = {
+        line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| ❌") or "❔" in line
+    }
+    assert rows["failover\\_time (critical)"].startswith(
+        "| ❌ fail | failover\\_time (critical) | &gt; 39.90 s | at most 30.00 s | at least 9.90 s over |"
+    )
+    assert rows["failover\\_time (critical)"].endswith(
+        "| Redis primary failover completes within the limit (source: seeds/aeon-nova.md §4.2 Failover) |"
+    )
+    assert (
+        "| missing: agreement of the two witnesses within 0.5 points · witnesses: canary: 12.5%, "
+        in (rows["error\\_budget"])
+    )
+    assert (
+        "| missing: canary samples of eu-west-1 from t+20.00 s to t+40.00 s; canary.started event"
+        in (rows["recovery\\_time"])
+    )
+
+
+def test_summary_line_names_missing_evidence() -> None:
+    line = summary_line(truth_pair()[1])
+    assert "failover_time (failover_seconds measured > 39.90 s, target at most 30.00 s)" in line
+    assert "unknown: error_budget (missing: agreement of the two witnesses within 0.5 points)" in line

@@ -6,14 +6,26 @@ import dataclasses
 import html
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from report_records import IMG_EVIDENCE, SCRIPT_TITLE, make_grade, make_history, make_record
+from report_records import (
+    IMG_EVIDENCE,
+    SCRIPT_TITLE,
+    START,
+    make_grade,
+    make_history,
+    make_record,
+    truth_pair,
+)
 
+from harness import measures
 from harness.errors import ConfigError
-from harness.model import Grade, RunRecord
-from harness.report import load_run, write_run, write_site
+from harness.model import Grade, RunRecord, Verdict
+from harness.report import find_regressions, load_run, write_run, write_site
+from harness.report._format import VERDICT_COLOURS
+from harness.report._view import build_system_view, experiment_key
 
 
 def _text(page: str) -> str:
@@ -102,7 +114,8 @@ def test_run_page_shows_verdict_checks_figures_and_charts(tmp_path: Path, failin
     assert "✘ FAIL" in text and "20.0/100" in text
     assert "2 of 3 targets missed" in text
     assert "failover_time 45.20 s (target ≤ 30.00 s, 15.20 s over)" in text
-    assert "46.20 s" in text  # RTO
+    rto = measures.measure(failing_run[0], "rto_seconds")  # not graded: derived as grading would
+    assert rto.lower_bound and f"> {rto.value:.2f} s" in text
     assert "Lost acknowledged writes" in text
     assert "p99_latency_seconds" in text and "45 ms" in text
     assert page.count("<svg") == 2
@@ -115,7 +128,7 @@ def test_unknown_run_page_says_no_data(tmp_path: Path, unknown_run) -> None:
     page = write_run(*unknown_run, tmp_path).html.read_text()
     text = _text(page)
     assert "? UNKNOWN" in text
-    assert "Targets not proven: not measured: failover_time, replication_lag." in text
+    assert "Targets not proven: failover_time (missing: no failover_seconds measurement)" in text
     assert "No data: no canary samples." in text and "No data: no replication lag samples." in text
     assert page.count("<svg") == 0
 
@@ -139,7 +152,7 @@ def test_site_with_one_run_many_runs_and_empty_history(tmp_path: Path, passing_r
     write_site([passing_run], tmp_path / "one")
     system = _text((tmp_path / "one" / "systems" / "aeon-nova.html").read_text())
     assert "passing in all 1 run since 2025-03-01 02:00:00 UTC" in system
-    assert "None found" in system
+    assert "No regression found" in system
 
     history = make_history(60, step_at=40)
     index = write_site([], tmp_path / "many", history=history)
@@ -158,7 +171,7 @@ def test_site_with_one_run_many_runs_and_empty_history(tmp_path: Path, passing_r
 def test_history_table_is_capped_and_says_so(tmp_path: Path) -> None:
     write_site([], tmp_path, history=make_history(130))
     system = _text((tmp_path / "systems" / "aeon-nova.html").read_text())
-    assert "Latest 100 of 130 runs; the chart shows all of them." in system
+    assert "Latest 100 of 130 runs; the charts show all of them." in system
     assert "aeon-nova-0129" in system and "aeon-nova-0029" not in system
 
 
@@ -208,3 +221,75 @@ def test_run_ids_with_spaces_and_hashes_get_working_links(tmp_path: Path) -> Non
     assert (
         'href="20250301T020000Z-aeon%20nova-fail%20%232/index.html"' in (tmp_path / "index.html").read_text()
     )
+
+
+def _two_experiments() -> list[tuple]:
+    """30 daily failover runs (~4 s), then 10 partition runs (~12 s) of the same system."""
+    history = make_history(30)
+    for index in range(10):
+        record = make_record(
+            f"partition-{index:02d}",
+            title="Region partition",
+            started_at=START + timedelta(days=30 + index),
+            failover_seconds=12.0 + 0.1 * index,
+            with_samples=False,
+        )
+        record = dataclasses.replace(record, experiment_path="experiments/region-partition.yaml")
+        history.append((record, make_grade(record)))
+    return history
+
+
+def test_trends_and_regressions_are_per_experiment() -> None:
+    history = _two_experiments()
+    # Mixed into one series, the partition's longer outages would read as a failover regression.
+    assert find_regressions(history)
+    view = build_system_view(history)
+    assert [e.title for e in view.experiments] == ["Redis primary failover", "Region partition"]
+    assert all(e.regressions == () for e in view.experiments)
+    assert [e.pass_rate for e in view.experiments] == [
+        "30 of 30 runs passed (100%)",
+        "10 of 10 runs passed (100%)",
+    ]
+    assert all(e.trend.svg for e in view.experiments)
+    assert view.experiments[1].latest.run_id == "partition-09"
+
+
+def test_experiment_key_is_the_file_name() -> None:
+    record = make_record("x", with_samples=False)
+    moved = dataclasses.replace(record, experiment_path="/elsewhere/redis-primary-failover.yaml")
+    assert experiment_key(record) == experiment_key(moved) == "redis-primary-failover.yaml"
+
+
+def test_system_page_has_a_section_and_trend_per_experiment(tmp_path: Path) -> None:
+    write_site([], tmp_path, history=_two_experiments())
+    page = (tmp_path / "systems" / "aeon-nova.html").read_text()
+    assert page.count('<section class="experiment"') == 2
+    assert page.count("<svg") == 2
+    assert 'href="#experiment-region-partition.yaml"' in page
+    text = _text(page)
+    assert "No regression found" in text and "regressed" not in text
+    assert "failover_time 12.90 s · replication_lag 800 ms · rpo 350 ms" in text
+
+
+def test_run_page_shows_source_censoring_witnesses_and_missing(tmp_path: Path) -> None:
+    page = write_run(*truth_pair(), tmp_path).html.read_text()
+    text = _text(page)
+    assert "failover_time failover_seconds Redis primary failover completes within the limit" in text
+    assert "> 39.90 s lower bound ≤ 30.00 s at least 9.90 s over" in text
+    assert "Source: seeds/aeon-nova.md §4.2 Failover" in text
+    assert "lower bound: not recovered when the fault was undone or the run ended." in text
+    assert "Missing evidence: agreement of the two witnesses within 0.5 points" in text
+    assert "Witnesses: canary: 12.5% prometheus: 0%" in text
+    assert (
+        "Missing evidence: canary samples of eu-west-1 from t+20.00 s to t+40.00 s "
+        "canary.started event of ap-south-1"
+    ) in text
+    assert "<cite>seeds/aeon-nova.md §4.2 Failover</cite>" in page
+
+
+def test_verdict_colours_come_from_one_table(tmp_path: Path, failing_run) -> None:
+    page = write_run(*failing_run, tmp_path).html.read_text()
+    for verdict, colour in VERDICT_COLOURS.items():
+        assert f"--{verdict.value}: {colour};" in page
+    system = (tmp_path / "systems" / "aeon-nova.html").read_text()
+    assert VERDICT_COLOURS[Verdict.FAIL].lower() in system.lower()  # the trend's fail marker
