@@ -11,10 +11,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import redis
 from chaoslib.exceptions import ActivityFailed
 
-from harness import ledger, measures
+from harness import ledger, measures, primaries
 from harness.canary import Canary, targets_from_endpoints
 from harness.errors import ConfigError
 from harness.model import Event, FaultRecord, Measurement, Sample
@@ -170,6 +169,9 @@ def _watch_roles(
                             "new_primary": now[0],
                             "region": now[1],
                             "old_primary": current[service][0] if current[service] else "",
+                            # Polled: the change happened up to one interval before it was seen.
+                            "exact": False,
+                            "poll_interval_seconds": poll_seconds,
                         },
                     }
                 )
@@ -179,53 +181,11 @@ def _watch_roles(
 
 
 def _primary(service: str, configuration: Mapping[str, Any]) -> tuple[str, str] | None:
-    """(address, region) of the primary now, or None when nobody can tell."""
+    """(address, region) of the primary now, or None when nobody can tell (harness.primaries)."""
     if service == "redis":
-        return _redis_primary(configuration)
-    if service == "postgres":
-        return _postgres_primary(configuration)
-    raise ConfigError("arguments", "service", f"expected redis or postgres, got {service!r}")
-
-
-def _region_of(configuration: Mapping[str, Any], key: str, address: str) -> str:
-    for region, info in configuration.get("regions", {}).items():
-        url = info.get(key, "")
-        if url and address in url:
-            return region
-    return ""
-
-
-def _redis_primary(configuration: Mapping[str, Any]) -> tuple[str, str] | None:
-    master = configuration.get("redis_master_name", "")
-    for address in configuration.get("redis_sentinels", []):
-        host, _, port = address.rpartition(":")
-        try:
-            with redis.Redis(
-                host=host, port=int(port), socket_timeout=0.5, socket_connect_timeout=0.5
-            ) as sentinel:
-                found = sentinel.sentinel_get_master_addr_by_name(master)
-        except (redis.RedisError, OSError):
-            continue
-        if found:
-            host = found[0].decode() if isinstance(found[0], bytes) else found[0]
-            primary = f"{host}:{found[1]}"
-            return primary, _region_of(configuration, "redis_url", primary)
-    return None
-
-
-def _postgres_primary(configuration: Mapping[str, Any]) -> tuple[str, str] | None:
-    import psycopg
-
-    for region, info in configuration.get("regions", {}).items():
-        dsn = info.get("postgres_dsn")
-        if not dsn:
-            continue
-        try:
-            with psycopg.connect(dsn, connect_timeout=1) as connection:
-                (in_recovery,) = connection.execute("SELECT pg_is_in_recovery()").fetchone()
-        except psycopg.Error:
-            continue
-        if not in_recovery:
-            params = psycopg.conninfo.conninfo_to_dict(dsn)
-            return f"{params.get('host', '')}:{params.get('port', '')}", region
-    return None
+        found = primaries.redis_primary(configuration, timeout_seconds=0.5)
+    elif service == "postgres":
+        found = primaries.postgres_primary(configuration)
+    else:
+        raise ConfigError("arguments", "service", f"expected redis or postgres, got {service!r}")
+    return None if found is None else (found.address, found.region)
