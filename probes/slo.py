@@ -1,11 +1,15 @@
 """SLO measurements from Prometheus over the fault window: error ratio, p99 latency, saturation, burn rates.
 
-The window runs from the first fault this run applied (the ledger's wall time) to 5 s after
-the last one was undone (so the scrapes that follow count), or now; without a fault, the last
-`window_seconds`. Counters that first appear inside the window count from their first scrape
-(Prometheus's `increase`), so errors before it are not seen. The default queries
-read the sandbox API's series (``harness_api_requests_total``,
-``harness_api_request_duration_seconds``); pass `query` for any other system.
+The fault window runs from the first fault this run applied (the ledger's wall time; load is not
+a fault) to when the last one was undone, or now. Without a fault, the last `window_seconds`.
+
+* `slo_error_ratio`: user requests answered 5xx ÷ user requests, from the counters' values at
+  the window's start and one scrape after its end (so exact counts, within one scrape at each
+  edge). The sandbox API creates every (route, code) series at 0 when it starts, and
+  ``/metrics`` and ``/api/v1/health`` (routes ``metrics`` and ``health``) are not user requests.
+* `cpu_saturation_ratio`: CPU seconds used per second ÷ cores, of the hosts of the system under
+  test (node_exporter) and of each of its server process groups (process-exporter), over the
+  window. Never a figure for Prometheus or the exporters: without those series it is unknown.
 
 Prometheus unreachable, a failing query or no data → the measurement's value is None with the
 reason as evidence: grading calls that unknown, never pass.
@@ -22,28 +26,101 @@ from typing import Any
 from harness import ledger
 from harness.errors import ConfigError
 from harness.units import parse_duration
+from probes import _cancel
 from probes._window import missing
 
 __all__ = ["burn_rates", "saturation_ratio", "slo_error_ratio", "slo_p99_latency_seconds"]
 
 QUERY_TIMEOUT_SECONDS = 5
-SCRAPE_SETTLE_SECONDS = 5.0  # the fault window runs on this long after the heal (a few scrapes)
-# No 5xx series yet means no errors; no request series at all means no data (unknown).
+SCRAPE_SECONDS = 1.0  # the sandbox's scrape interval: a counter read this long after a moment has seen it
+_SETTLE_SECONDS = 0.5  # and a little more, for the scrape to be stored
+# User requests of the sandbox API: every route but the scrape and the health checks.
+REQUESTS_SELECTOR = 'harness_api_requests_total{route!~"metrics|health"}'
+ERRORS_SELECTOR = 'harness_api_requests_total{route!~"metrics|health",code=~"5.."}'
+# Rate form, for burn rates over windows ending now (the API's series exist from its start).
 ERROR_RATIO_QUERY = (
-    '(sum(increase(harness_api_requests_total{{code=~"5.."}}[{window}])) or vector(0))'
-    " / sum(increase(harness_api_requests_total[{window}]))"
+    f"(sum(increase({ERRORS_SELECTOR}[{{window}}])) or vector(0))"
+    f" / sum(increase({REQUESTS_SELECTOR}[{{window}}]))"
 )
 P99_LATENCY_QUERY = (
-    "histogram_quantile(0.99, sum by (le) (rate(harness_api_request_duration_seconds_bucket[{window}])))"
+    "histogram_quantile(0.99, sum by (le) "
+    '(rate(harness_api_request_duration_seconds_bucket{route!~"metrics|health"}[{window}])))'
 )
-SATURATION_QUERY = "max(rate(process_cpu_seconds_total[{window}]))"
+CORES_QUERY = 'count by (instance) (node_cpu_seconds_total{mode="idle"})'
+HOST_CPU_QUERY = (
+    'sum by (instance) (rate(node_cpu_seconds_total{mode!~"idle|iowait|steal"}[{window}])) / ' + CORES_QUERY
+)
+PROCESS_CPU_QUERY = (
+    "sum by (groupname) (rate(namedprocess_namegroup_cpu_seconds_total[{window}])) / scalar(max("
+    + CORES_QUERY
+    + "))"
+)
 
 
 def slo_error_ratio(
-    query: str | None = None, window_seconds: float = 300.0, configuration: Mapping[str, Any] | None = None
+    query: str | None = None,
+    window_seconds: float = 300.0,
+    requests: str = REQUESTS_SELECTOR,
+    errors: str = ERRORS_SELECTOR,
+    configuration: Mapping[str, Any] | None = None,
 ) -> dict:
-    """Failed share of requests (0..1) over the fault window; `query` may use `{window}` (e.g. `90s`)."""
-    return _instant("slo_error_ratio", "ratio", query or ERROR_RATIO_QUERY, window_seconds, configuration)
+    """Share of user requests answered 5xx (0..1) over the fault window, from counter values.
+
+    `requests` and `errors` select counters (by default the sandbox API's user requests and
+    their 5xx). Their increase per series between the window's start and one scrape after its
+    end gives exact counts; a series first seen inside the window counts from 0, a counter reset
+    inside the window makes the ratio unknown. `query` instead evaluates one ratio PromQL (which
+    may use `{window}`, e.g. `90s`) at the window's end. Also returns per-region `samples`.
+    """
+    configuration = configuration or {}
+    _check_window(window_seconds)
+    if query is not None:
+        return _instant("slo_error_ratio", "ratio", query, window_seconds, configuration)
+    start, end, how = fault_window(configuration, window_seconds)
+    read_at = end + SCRAPE_SECONDS
+    base = {"query": f"{errors} / {requests}", "window_start_wall": start, "window_end_wall": end}
+    if _cancel.wait(read_at + _SETTLE_SECONDS - time.time(), configuration):
+        evidence = "cancelled before the window's last scrape"
+        return {
+            **base,
+            "value": None,
+            "measurements": [missing("slo_error_ratio", "ratio", "prometheus", evidence)],
+        }
+    try:
+        total = _increase(configuration, requests, start, read_at)
+        failed = _increase(configuration, errors, start, read_at)
+    except (ConnectionError, ValueError) as exc:
+        return {
+            **base,
+            "value": None,
+            "measurements": [missing("slo_error_ratio", "ratio", "prometheus", str(exc))],
+        }
+    requests_count = sum(total.values())
+    if requests_count <= 0:
+        evidence = f"no user request counted by {requests} in the window ({how})"
+        return {
+            **base,
+            "value": None,
+            "measurements": [missing("slo_error_ratio", "ratio", "prometheus", evidence)],
+        }
+    errors_count = sum(failed.values())
+    ratio = errors_count / requests_count
+    per_region: dict[str, list[float]] = {}
+    for labels, count in total.items():
+        per_region.setdefault(dict(labels).get("region", ""), [0.0, 0.0])[1] += count
+    for labels, count in failed.items():
+        per_region.setdefault(dict(labels).get("region", ""), [0.0, 0.0])[0] += count
+    offset = time.monotonic() - time.time()
+    samples = [
+        {"probe": "slo_error_ratio", "at_monotonic": start + offset, "value": e / n if n else None,
+         "ok": bool(n), "region": region, "error": "" if n else "no user request"}
+        for region, (e, n) in sorted(per_region.items())
+    ]  # fmt: skip
+    detail = ", ".join(f"{region or '?'} {e:g}/{n:g}" for region, (e, n) in sorted(per_region.items()))
+    evidence = f"{errors_count:g} of {requests_count:g} user requests answered 5xx ({detail}; {how})"
+    measurement = {"name": "slo_error_ratio", "value": ratio, "unit": "ratio", "source": "prometheus",
+                   "evidence": evidence, "lower_bound": False}  # fmt: skip
+    return {**base, "value": ratio, "samples": samples, "measurements": [measurement]}
 
 
 def slo_p99_latency_seconds(
@@ -62,13 +139,77 @@ def saturation_ratio(
     measure: str = "cpu_saturation_ratio",
     configuration: Mapping[str, Any] | None = None,
 ) -> dict:
-    """Saturation (0..1; by default the busiest process's CPU share of one core) over the fault
-    window, reported as `measure`; `limit_ratio` adds `within_limit` (None when there is no value)."""
-    result = _instant(measure, "ratio", query or SATURATION_QUERY, window_seconds, configuration)
+    """CPU saturation (0..1) of the system under test over the fault window, reported as `measure`.
+
+    By default: CPU seconds used per second ÷ cores of each host (node_exporter; the value is the
+    busiest host's) and of each server process group (process-exporter), returned as `hosts`,
+    `process_groups` and `samples` (probe `cpu_saturation`, region = host or group). Without the
+    node_exporter series the value is None (unknown), never another process's figure. `query`
+    replaces the host query (may use `{window}`). `limit_ratio` adds `within_limit` (None when
+    there is no value).
+    """
+    configuration = configuration or {}
+    _check_window(window_seconds)
+    start, end, how = fault_window(configuration, window_seconds)
+    window = _promql_duration(end - start)
+    host_query = (query or HOST_CPU_QUERY).replace("{window}", window)
+    base: dict[str, Any] = {"query": host_query, "window_start_wall": start, "window_end_wall": end}
+    result: dict[str, Any]
+    if _cancel.wait(end + SCRAPE_SECONDS + _SETTLE_SECONDS - time.time(), configuration):
+        result = {
+            **base,
+            "value": None,
+            "measurements": [missing(measure, "ratio", "prometheus", "cancelled")],
+        }
+    else:
+        try:
+            hosts = _vector(configuration, host_query, end)
+            groups = (
+                {} if query else _vector(configuration, PROCESS_CPU_QUERY.replace("{window}", window), end)
+            )
+        except ConnectionError as exc:
+            hosts, groups, problem = {}, {}, str(exc)
+        else:
+            problem = (
+                f"no node_exporter CPU series ({host_query}): the system under test's CPU is not measured"
+            )
+        result = _saturation(measure, base, hosts, groups, problem, how, start)
     if limit_ratio is not None:
         value = result["value"]
         result["within_limit"] = None if value is None else value <= limit_ratio
     return result
+
+
+def _saturation(
+    measure: str,
+    base: dict[str, Any],
+    hosts: Mapping[tuple[tuple[str, str], ...], float],
+    groups: Mapping[tuple[tuple[str, str], ...], float],
+    problem: str,
+    how: str,
+    start_wall: float,
+) -> dict[str, Any]:
+    by_host = {dict(labels).get("instance", "host"): value for labels, value in hosts.items()}
+    by_group = {dict(labels).get("groupname", "?"): value for labels, value in groups.items()}
+    offset = time.monotonic() - time.time()
+    samples = [
+        {"probe": "cpu_saturation", "at_monotonic": start_wall + offset, "value": value, "ok": True,
+         "region": name, "error": ""}
+        for name, value in (*sorted(by_host.items()), *sorted(by_group.items()))
+    ]  # fmt: skip
+    output = {**base, "hosts": by_host, "process_groups": by_group, "samples": samples}
+    if not by_host:
+        return {**output, "value": None, "measurements": [missing(measure, "ratio", "prometheus", problem)]}
+    host, value = max(by_host.items(), key=lambda item: item[1])
+    busiest = sorted(by_group.items(), key=lambda item: -item[1])[:3]
+    processes = ", ".join(f"{name} {share:.1%}" for name, share in busiest) or "no process-exporter series"
+    evidence = (
+        f"system under test: host {host} {value:.1%} of its cores busy; busiest server processes: "
+        f"{processes} ({how})"
+    )
+    measurement = {"name": measure, "value": value, "unit": "ratio", "evidence": evidence,
+                   "source": "prometheus (system under test)", "lower_bound": False}  # fmt: skip
+    return {**output, "value": value, "measurements": [measurement]}
 
 
 def burn_rates(
@@ -93,7 +234,7 @@ def burn_rates(
         except ValueError as exc:
             raise ConfigError("arguments", f"windows.{index}", str(exc)) from None
         name = f"burn_rate_{round(seconds)}s_ratio"
-        promql = (query or ERROR_RATIO_QUERY).format(window=_promql_duration(seconds))
+        promql = (query or ERROR_RATIO_QUERY).replace("{window}", _promql_duration(seconds))
         try:
             value = _query(configuration or {}, promql, time.time())
         except ConnectionError as exc:
@@ -174,26 +315,113 @@ def _query(configuration: Mapping[str, Any], promql: str, at_wall: float) -> flo
     return max(finite) if finite else None
 
 
+def range_series(
+    configuration: Mapping[str, Any],
+    promql: str,
+    start_wall: float,
+    end_wall: float,
+    step_seconds: float = 1.0,
+) -> list[tuple[dict[str, str], dict[float, float]]]:
+    """Each series of `promql` over [start, end]: (labels, {wall time: value}).
+
+    Raises ConnectionError when Prometheus is unreachable or refuses the query.
+    """
+    client = _client(configuration)
+    try:
+        series = client.custom_query_range(
+            promql,
+            start_time=datetime.fromtimestamp(start_wall, UTC),
+            end_time=datetime.fromtimestamp(max(end_wall, start_wall), UTC),
+            step=f"{step_seconds:g}s",
+        )
+    except Exception as exc:
+        raise ConnectionError(f"prometheus at {client.url}: {type(exc).__name__}: {exc}"[:300]) from None
+    finally:
+        client.close()
+    return [
+        (
+            dict(item.get("metric", {})),
+            {float(at): float(value) for at, value in item.get("values", []) if math.isfinite(float(value))},
+        )
+        for item in series
+    ]
+
+
+def _vector(
+    configuration: Mapping[str, Any], promql: str, at_wall: float
+) -> dict[tuple[tuple[str, str], ...], float]:
+    """Every series of an instant query at `at_wall`: sorted labels → value."""
+    client = _client(configuration)
+    try:
+        result = client.custom_query(promql, params={"time": f"{at_wall:.3f}"})
+    except Exception as exc:
+        raise ConnectionError(f"prometheus at {client.url}: {type(exc).__name__}: {exc}"[:300]) from None
+    finally:
+        client.close()
+    found = {}
+    for item in result:
+        value = float(item.get("value", (0, "nan"))[1])
+        if math.isfinite(value):
+            labels = {k: v for k, v in item.get("metric", {}).items() if k != "__name__"}
+            found[tuple(sorted(labels.items()))] = value
+    return found
+
+
+def _increase(
+    configuration: Mapping[str, Any], selector: str, start_wall: float, end_wall: float
+) -> dict[tuple[tuple[str, str], ...], float]:
+    """Per series, how much a counter grew from `start` to `end` (a series absent at start: from 0).
+
+    Raises ValueError when a counter was reset in between (the count would be short).
+    """
+    window = _promql_duration(end_wall - start_wall)
+    resets = _vector(configuration, f"resets({selector}[{window}])", end_wall)
+    reset = [dict(labels) for labels, count in resets.items() if count > 0]
+    before = _vector(configuration, selector, start_wall)
+    after = _vector(configuration, selector, end_wall)
+    grew = {labels: value - before.get(labels, 0.0) for labels, value in after.items()}
+    if reset or any(value < 0 for value in grew.values()):
+        raise ValueError(
+            f"a counter of {selector} was reset inside the window {reset[:1]}: counts would be short"
+        )
+    return grew
+
+
+def _check_window(window_seconds: float) -> None:
+    if (
+        isinstance(window_seconds, bool)
+        or not isinstance(window_seconds, int | float)
+        or not (0 < window_seconds <= 86400 * 31)
+    ):
+        raise ConfigError(
+            "arguments", "window_seconds", f"expected 0 < seconds ≤ 31 days, got {window_seconds!r}"
+        )
+
+
 def _promql_duration(seconds: float) -> str:
-    return f"{max(1, math.ceil(seconds))}s"
+    return f"{max(1, math.ceil(seconds * 1000))}ms"
 
 
 def fault_window(configuration: Mapping[str, Any], window_seconds: float) -> tuple[float, float, str]:
-    """(start, end) wall times of this run's faults, or the last `window_seconds`; and how it was chosen."""
+    """(start, end) wall times of this run's faults, or the last `window_seconds`; and how it was chosen.
+
+    Load (actions.load.*) is not a fault: the window runs from the first disruption applied to
+    when the last one was undone (now, while one is still applied).
+    """
     run_id = configuration.get("run_id")
     applied: dict[str, float] = {}
     undone: dict[str, float] = {}
     for entry in ledger.read_entries(ledger.state_dir(configuration)):
         if entry.get("event") == "applied" and (not run_id or entry.get("run_id") in (run_id, "")):
-            applied[entry["fault_id"]] = entry["wall"]
+            if not str(entry.get("action", "")).startswith("actions.load."):
+                applied[entry["fault_id"]] = entry["wall"]
         elif entry.get("event") == "undone":
             undone[entry["fault_id"]] = entry["wall"]
     now = time.time()
     if run_id and applied:
         start = min(applied.values())
         still_open = any(fault not in undone for fault in applied)
-        # Requests answered just before the heal are scraped after it: extend the window a little.
-        end = now if still_open else min(now, max(undone[f] for f in applied) + SCRAPE_SETTLE_SECONDS)
+        end = now if still_open else min(now, max(undone[f] for f in applied))
         return start, end, f"fault window of run {run_id}"
     return now - window_seconds, now, f"last {window_seconds:g} s"
 
@@ -202,15 +430,14 @@ def _instant(
     name: str, unit: str, template: str, window_seconds: float, configuration: Mapping[str, Any] | None
 ) -> dict:
     configuration = configuration or {}
-    if not 0 < window_seconds <= 86400 * 31:
-        raise ConfigError(
-            "arguments", "window_seconds", f"expected 0 < seconds ≤ 31 days, got {window_seconds!r}"
-        )
+    _check_window(window_seconds)
     start, end, how = fault_window(configuration, window_seconds)
-    promql = template.format(window=_promql_duration(end - start))
+    promql = template.replace("{window}", _promql_duration(end - start))
     base = {"query": promql, "window_start_wall": start, "window_end_wall": end}
+    if _cancel.wait(end + SCRAPE_SECONDS + _SETTLE_SECONDS - time.time(), configuration):
+        return {**base, "value": None, "measurements": [missing(name, unit, "prometheus", "cancelled")]}
     try:
-        value = _query(configuration, promql, end)
+        value = _query(configuration, promql, end + SCRAPE_SECONDS)
     except ConnectionError as exc:
         return {**base, "value": None, "measurements": [missing(name, unit, "prometheus", str(exc))]}
     if value is None:

@@ -11,6 +11,11 @@
 * ``/metrics``: ``harness_api_requests_total{region,route,code}``,
   ``harness_api_request_duration_seconds{region,route}``,
   ``harness_api_backend_errors_total{region,backend}``.
+
+Every (route, code) series the service can produce exists from the start at 0, so a counter's
+first error is an increase Prometheus sees (a series born at its first error would hide it).
+Routes ``metrics`` and ``health`` are the scrape and the health checks, not user requests.
+A request whose handler fails unexpectedly is answered 500, and counted.
 """
 
 from __future__ import annotations
@@ -33,6 +38,15 @@ from redis.sentinel import Sentinel
 ITEMS = "/api/v1/items/"
 TIMEOUT_SECONDS = 2.0
 _BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# Every status code each route can answer (500: the handler failed unexpectedly).
+ROUTE_CODES = {
+    "items_read": ("200", "404", "500", "503"),
+    "items_write": ("201", "400", "500", "503"),
+    "health": ("200", "500", "503"),
+    "metrics": ("200", "500"),
+    "other": ("404", "500"),
+}
+BACKENDS = ("redis", "postgres")
 
 
 class _Connections:
@@ -119,6 +133,22 @@ class Metrics:
             ["region", "backend"],
             registry=self.registry,
         )
+        for route, codes in ROUTE_CODES.items():
+            for code in codes:
+                self.requests.labels(region, route, code)
+            self.duration.labels(region, route)
+        for backend in BACKENDS:
+            self.backend_errors.labels(region, backend)
+
+
+def _route(method: str, path: str) -> str:
+    if path.startswith(ITEMS) and len(path) > len(ITEMS):
+        return "items_read" if method == "GET" else "items_write"
+    if method == "GET" and path == "/api/v1/health":
+        return "health"
+    if method == "GET" and path == "/metrics":
+        return "metrics"
+    return "other"
 
 
 def _handler(backends: Backends, metrics: Metrics) -> type[BaseHTTPRequestHandler]:
@@ -130,7 +160,10 @@ def _handler(backends: Backends, metrics: Metrics) -> type[BaseHTTPRequestHandle
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: metrics count requests; the log keeps only startup and errors."""
 
+        replied = False
+
         def _reply(self, route: str, started: float, code: int, body: Any, content_type: str = "") -> None:
+            self.replied = True
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
             self.send_response(code)
             self.send_header("Content-Type", content_type or "application/json")
@@ -144,8 +177,34 @@ def _handler(backends: Backends, metrics: Metrics) -> type[BaseHTTPRequestHandle
             metrics.backend_errors.labels(region, backend).inc()
             return f"{backend}: {type(error).__name__}: {error}"
 
+        def _answer_failure(self, method: str, started: float, error: Exception) -> None:
+            """An unexpected failure is a 500 the user sees, so it is counted like one."""
+            if not self.replied:
+                self._reply(
+                    _route(method, self.path), started, 500, {"error": f"{type(error).__name__}: {error}"}
+                )
+
         def do_GET(self) -> None:
             started = time.perf_counter()
+            self.replied = False  # one handler serves every request of a kept-alive connection
+            try:
+                self._get(started)
+            except (BrokenPipeError, ConnectionResetError):
+                raise
+            except Exception as error:
+                self._answer_failure("GET", started, error)
+
+        def do_POST(self) -> None:
+            started = time.perf_counter()
+            self.replied = False  # one handler serves every request of a kept-alive connection
+            try:
+                self._post(started)
+            except (BrokenPipeError, ConnectionResetError):
+                raise
+            except Exception as error:
+                self._answer_failure("POST", started, error)
+
+        def _get(self, started: float) -> None:
             if self.path == "/api/v1/health":
                 self._health(started)
             elif self.path.startswith(ITEMS) and len(self.path) > len(ITEMS):
@@ -161,8 +220,7 @@ def _handler(backends: Backends, metrics: Metrics) -> type[BaseHTTPRequestHandle
             else:
                 self._reply("other", started, 404, {"error": f"no route {self.path}"})
 
-        def do_POST(self) -> None:
-            started = time.perf_counter()
+        def _post(self, started: float) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             if self.path.startswith(ITEMS) and len(self.path) > len(ITEMS):

@@ -1,13 +1,20 @@
 """Prometheus and the exporters: every service scraped at 1 s, configuration generated.
 
 Jobs: ``api`` (each regional API's /metrics), ``redis`` (redis_exporter per Redis server),
-``postgres`` (postgres_exporter per PostgreSQL server), ``faultproxy`` (the proxy's /metrics)
-and ``prometheus`` itself. Every target carries ``region`` and ``component`` labels.
+``postgres`` (postgres_exporter per PostgreSQL server), ``node`` (node_exporter: the host's CPU),
+``process`` (process-exporter: CPU of each server process of the system under test, grouped by
+component name), ``faultproxy`` (the proxy's /metrics) and ``prometheus`` itself. Every target
+carries ``region`` and ``component`` labels.
+
+The node and process exporters are optional: without their Debian packages the sandbox runs
+without them, and CPU saturation of the system under test is then unknown.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import time
 import urllib.error
 import urllib.request
@@ -22,12 +29,69 @@ from harness.sandbox.topology import Plan
 PROMETHEUS_BINARY = "prometheus"
 REDIS_EXPORTER_BINARY = "prometheus-redis-exporter"
 POSTGRES_EXPORTER_BINARY = "prometheus-postgres-exporter"
+NODE_EXPORTER_BINARY = "prometheus-node-exporter"
+PROCESS_EXPORTER_BINARY = "prometheus-process-exporter"
 SCRAPE_INTERVAL = "1s"
+# postgres_exporter's built-in pg_stat_replication has lag in bytes only; this adds seconds per
+# standby (replay_lag is NULL when the standby has nothing to replay: 0).
+POSTGRES_QUERIES = """\
+pg_replication_replay:
+  query: >-
+    SELECT application_name, COALESCE(EXTRACT(EPOCH FROM replay_lag), 0)::float8 AS lag_seconds
+    FROM pg_stat_replication
+  metrics:
+    - application_name:
+        usage: "LABEL"
+        description: "Standby name"
+    - lag_seconds:
+        usage: "GAUGE"
+        description: "Seconds between flushing WAL on the primary and the standby replaying it"
+"""
+
+
+def host_exporters() -> bool:
+    """True when the node and process exporters are installed (CPU of the system under test)."""
+    return all(shutil.which(b) for b in (NODE_EXPORTER_BINARY, PROCESS_EXPORTER_BINARY))
+
+
+def process_groups(plan: Plan) -> dict[str, str]:
+    """Server process group name (the component's) → regex its command line matches.
+
+    Only the system under test: Redis, Sentinel, PostgreSQL (its backends follow the postmaster),
+    Patroni and the regional APIs; never Prometheus, the exporters or the fault proxy.
+    """
+    ports = plan.ports
+    groups: dict[str, str] = {}
+    for region in plan.regions:
+        if f"redis-{region}" in ports:
+            groups[f"redis-{region}"] = rf"^redis-server \S*:{ports[f'redis-{region}']}(\s|$)"
+        if f"postgres-{region}" in ports:
+            groups[f"postgres-{region}"] = (
+                rf"/postgres -D .*(port=|--port=){ports[f'postgres-{region}']}(\s|$)"
+            )
+        if f"patroni-{region}" in ports:
+            groups[f"patroni-{region}"] = rf"-m patroni \S*/patroni-{re.escape(region)}\.yml"
+        if f"api-{region}" in ports:
+            groups[f"api-{region}"] = (
+                rf"-m harness\.sandbox\.api_service .*--port {ports[f'api-{region}']}(\s|$)"
+            )
+    for index in range(1, len(plan.sentinel_regions) + 1):
+        if f"sentinel-{index}" in ports:
+            groups[f"sentinel-{index}"] = rf"^redis-sentinel \S*:{ports[f'sentinel-{index}']}(\s|$)"
+    return groups
+
+
+def process_exporter_config(plan: Plan) -> str:
+    """process-exporter's configuration (JSON, which is YAML): one named group per server."""
+    names = [{"name": name, "cmdline": [pattern]} for name, pattern in process_groups(plan).items()]
+    return json.dumps({"process_names": names}, indent=2) + "\n"
 
 
 def start_exporters(directory: Path, plan: Plan) -> list[Component]:
     """A redis_exporter and a postgres_exporter per region, for the servers the plan runs."""
     started = []
+    queries = directory / "postgres-exporter-queries.yml"
+    queries.write_text(POSTGRES_QUERIES)
     for region in plan.regions:
         name = f"redis-exporter-{region}"
         if name in plan.ports:
@@ -64,6 +128,7 @@ def start_exporters(directory: Path, plan: Plan) -> list[Component]:
                         POSTGRES_EXPORTER_BINARY,
                         f"--web.listen-address={HOST}:{plan.ports[name]}",
                         "--disable-settings-metrics",
+                        f"--extend.query-path={queries}",
                     ),
                     env={
                         "DATA_SOURCE_NAME": postgres.dsn(plan.ports[f"postgres-{region}"])
@@ -71,6 +136,58 @@ def start_exporters(directory: Path, plan: Plan) -> list[Component]:
                     },
                 )
             )
+    if host_exporters():
+        started += _start_host_exporters(directory, plan)
+    return started
+
+
+def _start_host_exporters(directory: Path, plan: Plan) -> list[Component]:
+    """node_exporter (CPU collector only) and process-exporter (the plan's server processes)."""
+    started = []
+    if "node-exporter" in plan.ports:
+        port = plan.ports["node-exporter"]
+        ensure_free(port, "node-exporter")
+        started.append(
+            spawn(
+                directory,
+                name="node-exporter",
+                kind="node-exporter",
+                region="",
+                role="",
+                port=port,
+                command=(
+                    NODE_EXPORTER_BINARY,
+                    f"--web.listen-address={HOST}:{port}",
+                    "--collector.disable-defaults",
+                    "--collector.cpu",
+                    "--collector.loadavg",
+                ),
+            )
+        )
+    if "process-exporter" in plan.ports:
+        port = plan.ports["process-exporter"]
+        ensure_free(port, "process-exporter")
+        config = directory / "process-exporter.yml"
+        config.write_text(process_exporter_config(plan))
+        started.append(
+            spawn(
+                directory,
+                name="process-exporter",
+                kind="process-exporter",
+                region="",
+                role="",
+                port=port,
+                command=(
+                    PROCESS_EXPORTER_BINARY,
+                    "-web.listen-address",
+                    f"{HOST}:{port}",
+                    "-config.path",
+                    str(config),
+                    "-threads=false",
+                    "-gather-smaps=false",
+                ),
+            )
+        )
     return started
 
 
@@ -87,6 +204,10 @@ def _targets(plan: Plan) -> dict[str, list[tuple[str, str, int]]]:
         ]
         if found:
             jobs[job] = found
+    if host_exporters():
+        for job in ("node", "process"):
+            if f"{job}-exporter" in plan.ports:
+                jobs[job] = [(f"{job}-exporter", "", plan.ports[f"{job}-exporter"])]
     if "faultproxy" in plan.ports:
         jobs["faultproxy"] = [("faultproxy", "", plan.ports["faultproxy"])]
     return jobs

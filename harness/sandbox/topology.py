@@ -167,6 +167,7 @@ def component_names(plan: Plan) -> list[str]:
             names += [f"redis-exporter-{r}" for r in plan.regions]
         if plan.has("postgres") or plan.has("patroni"):
             names += [f"postgres-exporter-{r}" for r in plan.regions]
+        names += ["node-exporter", "process-exporter"]  # CPU of the system under test
     if plan.has("api"):
         names += [f"api-{r}" for r in plan.regions]
     if plan.has("prometheus"):

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from harness import sandbox
+from harness.sandbox import monitoring
 from harness.sandbox.examples import example_scenario
 from tests.sandbox.helpers import eventually
 
@@ -79,7 +80,7 @@ def test_everything_runs_and_endpoints_follow_the_contract(full_sandbox: sandbox
         "redis-exporter",
         "postgres-exporter",
         "prometheus",
-    }
+    } | ({"node-exporter", "process-exporter"} if monitoring.host_exporters() else set())
     assert sorted(endpoints["components"]) == sorted(s.name for s in report)
 
 

@@ -1,0 +1,184 @@
+"""probes.slo against known truth: a real Prometheus scraping real regional API services.
+
+Two API services share one Redis: `ok-region` answers writes 201; `down-region` reaches Redis on
+a closed port, so every write (and its health check) answers 503. Within a fault window
+journalled in a private ledger, N user requests of which K answer 5xx must read K/N, whatever
+the scrapes and health checks, and although the first 5xx of `down-region` falls inside the window.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import ledger
+from harness.sandbox.ports import free_ports
+from probes.slo import saturation_ratio, slo_error_ratio
+
+SCRAPE_WAIT_SECONDS = 2.5  # a little over two 1 s scrapes
+
+
+def _wait_http(url: str, timeout_seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer within {timeout_seconds} s")
+
+
+def _status(url: str, body: bytes | None = None) -> int:
+    request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            response.read()
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.fixture(scope="module")
+def estate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    directory = tmp_path_factory.mktemp("slo-truth")
+    redis_port, ok_port, down_port, prometheus_port, closed_port = free_ports(5)
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(*command: str) -> None:
+        log = open(directory / f"{len(processes)}.log", "wb")  # noqa: SIM115 - closed with the process
+        processes.append(
+            subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=directory
+            )
+        )
+
+    try:
+        start(
+            "redis-server",
+            "--port",
+            str(redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        )
+        for region, port, redis_target in (
+            ("ok-region", ok_port, redis_port),
+            ("down-region", down_port, closed_port),
+        ):
+            start(
+                sys.executable, "-m", "harness.sandbox.api_service", "--region", region, "--port", str(port),
+                "--redis-url", f"redis://127.0.0.1:{redis_target}/0",
+            )  # fmt: skip
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [
+                {
+                    "job_name": "api",
+                    "scrape_interval": "1s",
+                    "static_configs": [
+                        {"targets": [f"127.0.0.1:{ok_port}"], "labels": {"region": "ok-region"}},
+                        {"targets": [f"127.0.0.1:{down_port}"], "labels": {"region": "down-region"}},
+                    ],
+                }
+            ],
+        }
+        (directory / "prometheus.yml").write_text(json.dumps(config))
+        start(
+            "prometheus", f"--config.file={directory / 'prometheus.yml'}",
+            f"--storage.tsdb.path={directory / 'data'}", f"--web.listen-address=127.0.0.1:{prometheus_port}",
+            "--log.level=warn",
+        )  # fmt: skip
+        for port in (ok_port, down_port, prometheus_port):
+            _wait_http(f"http://127.0.0.1:{port}/metrics")
+        time.sleep(SCRAPE_WAIT_SECONDS)  # both APIs scraped before anything is counted
+        yield {
+            "prometheus_url": f"http://127.0.0.1:{prometheus_port}",
+            "ok": f"http://127.0.0.1:{ok_port}",
+            "down": f"http://127.0.0.1:{down_port}",
+        }
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+def test_error_ratio_counts_exactly_the_user_requests_of_the_fault_window(
+    estate: dict[str, Any], tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    configuration = {
+        "prometheus_url": estate["prometheus_url"],
+        "harness_state_dir": str(state),
+        "run_id": "truth",
+    }
+    for index in range(7):  # before the window: never counted
+        assert _status(f"{estate['ok']}/api/v1/items/before-{index}", b"x") == 201
+    time.sleep(SCRAPE_WAIT_SECONDS)
+    fault = ledger.record_applied(
+        state, "actions.test.window", "apis", ledger.Undo("x", "y", {}), run_id="truth"
+    )
+    time.sleep(0.2)
+    written, failed = 0, 0
+    for index in range(20):
+        written += _status(f"{estate['ok']}/api/v1/items/in-{index}", b"x") == 201
+        _status(f"{estate['ok']}/api/v1/health")  # health checks and scrapes are not user requests
+        _status(f"{estate['ok']}/metrics")
+    for index in range(5):  # the first 5xx this service ever answers falls inside the window
+        failed += _status(f"{estate['down']}/api/v1/items/cut-{index}", b"x") == 503
+        assert _status(f"{estate['down']}/api/v1/health") == 503  # a 5xx, but not a user request
+    assert (written, failed) == (20, 5)
+    time.sleep(0.2)
+    ledger.record_undone(state, fault)
+    output = slo_error_ratio(configuration=configuration)
+    (measurement,) = output["measurements"]
+    assert output["value"] == pytest.approx(5 / 25), measurement["evidence"]
+    assert "5 of 25 user requests" in measurement["evidence"]
+    regions = {s["region"]: s["value"] for s in output["samples"]}
+    assert regions == {"ok-region": 0.0, "down-region": 1.0}
+
+
+def test_no_user_request_in_the_window_is_unknown(estate: dict[str, Any], tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    configuration = {
+        "prometheus_url": estate["prometheus_url"],
+        "harness_state_dir": str(state),
+        "run_id": "quiet",
+    }
+    fault = ledger.record_applied(
+        state, "actions.test.window", "apis", ledger.Undo("x", "y", {}), run_id="quiet"
+    )
+    for _ in range(5):
+        _status(f"{estate['down']}/api/v1/health")  # 5xx health checks only
+    ledger.record_undone(state, fault)
+    output = slo_error_ratio(configuration=configuration)
+    assert output["value"] is None
+    assert "no user request" in output["measurements"][0]["evidence"]
+
+
+def test_cpu_saturation_without_the_host_exporters_is_unknown(estate: dict[str, Any]) -> None:
+    """This Prometheus scrapes only itself... and the APIs: no figure may come from another process."""
+    output = saturation_ratio(
+        limit_ratio=0.85, window_seconds=10, configuration={"prometheus_url": estate["prometheus_url"]}
+    )
+    assert output["value"] is None and output["within_limit"] is None
+    assert "node_exporter" in output["measurements"][0]["evidence"]
