@@ -10,9 +10,10 @@ for its own duration when used as a library):
   unwinds the main thread:
 
   - inside chaoslib it raises KeyboardInterrupt, which chaoslib catches to play its rollbacks
-    and return its journal (chaoslib's own SIGTERM exception, an Exception, is swallowed by the
-    activity in progress); during chaoslib's rollbacks it raises nothing, so the journal stays
-    whole: the faults are undone already;
+    (chaoslib's own SIGTERM exception, an Exception, is swallowed by the activity in progress);
+    the rollbacks then skip their pauses. During chaoslib's rollbacks it raises KeyboardInterrupt
+    too, which leaves chaoslib (the runner keeps the journal); a rollback activity in progress
+    is not undone again from the handler but completes first;
   - inside a `deferred()` block (storing a record, stopping a sandbox) it raises nothing;
     `checkpoint()` raises afterwards;
   - anywhere else it raises `Interrupted`, a BaseException that is not a KeyboardInterrupt, so
@@ -33,10 +34,8 @@ The CLI prints `summary()` (one line: what was undone) and exits `exit_code()` (
 from __future__ import annotations
 
 import ctypes
-import importlib
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -79,17 +78,6 @@ def _say(message: str) -> None:
         os.write(2, f"harness: {message}\n".encode())
 
 
-def _probes_stop(request: bool) -> None:
-    """Background probes watch probes._cancel (also usable without the harness, by a stop file)."""
-    cancel = sys.modules.get("probes._cancel")  # imported by `installed`, never in a handler
-    if cancel is None:
-        return
-    if request:
-        cancel.request_stop()
-    else:
-        cancel.clear()
-
-
 def _describe(action: str, target: str) -> str:
     """`actions.network.partition_regions` on `a<->b` reads "partition regions a<->b"."""
     return f"{action.rpartition('.')[2].replace('_', ' ')} {target}".strip()
@@ -111,6 +99,7 @@ class Controller:
         self._depth = 0
         self._previous: dict[int, object] = {}
         self._mode = "outside"  # outside | chaoslib | rollbacks
+        self._in_activity = False
         self._deferred = 0
         self._pending: Callable[[], BaseException] | None = None
         self._reaper: threading.Thread | None = None
@@ -125,8 +114,6 @@ class Controller:
             yield self
             return
         if self._depth == 0:
-            with suppress(ImportError):  # the probes package may not be installed beside the harness
-                importlib.import_module("probes._cancel")
             self._reset()
             for number in (*_SIGNALS, signal.SIGUSR1):
                 self._previous[number] = signal.signal(number, self._handle)
@@ -151,7 +138,7 @@ class Controller:
         self._background.clear()
         self._stopped.clear()
         self._undo_errors.clear()
-        self._mode, self._deferred, self._pending = "outside", 0, None
+        self._mode, self._deferred, self._pending, self._in_activity = "outside", 0, None, False
 
     # ------------------------------------------------------------ what the run tells us
 
@@ -162,7 +149,6 @@ class Controller:
             if not self.signal_name:
                 self.cancelled.clear()
                 self.guardrail_reason = ""
-                _probes_stop(request=False)
 
     def note_stopped(self, what: str) -> None:
         """Something stopped because of the interrupt (e.g. "the sandbox"), for the summary."""
@@ -192,8 +178,12 @@ class Controller:
         if self._mode == "chaoslib":
             self._mode, self._pending = "rollbacks", None
 
+    def in_activity(self, running: bool) -> None:
+        """The main thread entered (or left) a chaoslib activity."""
+        self._in_activity = running
+
     def leave_chaoslib(self) -> None:
-        self._mode, self._pending = "outside", None
+        self._mode, self._pending, self._in_activity = "outside", None, False
 
     def caught(self) -> None:
         """chaoslib caught the interrupt we raised: stop raising it again."""
@@ -237,10 +227,16 @@ class Controller:
             return
         self.signal_name, self.signal_monotonic = name, time.monotonic()
         self._cancel()
-        self._undo_now()
-        if self._deferred or self._mode == "rollbacks":
+        if self._mode == "rollbacks" and self._in_activity:
+            # A rollback is undoing a fault right now: undoing it again from here would re-enter
+            # that undo halfway. It completes, then the interrupt unwinds and the runner undoes
+            # whatever is still open.
+            self._pending = KeyboardInterrupt
             return
-        if self._mode == "chaoslib":
+        self._undo_now()
+        if self._deferred:
+            return
+        if self._mode in ("chaoslib", "rollbacks"):
             self._pending = KeyboardInterrupt
             raise KeyboardInterrupt
         raise Interrupted(name)
@@ -249,6 +245,10 @@ class Controller:
         if self.signal_name:
             return  # an interrupt is already unwinding the run
         self._cancel()
+        if self._mode == "rollbacks":
+            if not self._in_activity:
+                self._undo_now()
+            return  # the rollbacks are running already
         self._undo_now()
         if self._mode == "chaoslib" and not self._deferred:
             self._pending = lambda: SystemExit(20)
@@ -261,7 +261,6 @@ class Controller:
 
     def _cancel(self) -> None:
         self.cancelled.set()
-        _probes_stop(request=True)
         if self._reaper is None or not self._reaper.is_alive():
             self._reaper = threading.Thread(target=self._reap, name="cancel-background", daemon=True)
             self._reaper.start()

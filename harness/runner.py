@@ -179,7 +179,9 @@ class _SignalNotes:
         if thread is not threading.main_thread():
             self._background[thread] = name
             CONTROLLER.note_background(thread, running=True)
-        elif self._notice is not None:
+            return
+        CONTROLLER.in_activity(True)
+        if self._notice is not None:
             self._notice.waiting_for(f"{(activity or {}).get('type', 'activity')} {name}")
 
     def activity_completed(self, activity: Any, run: Any) -> None:
@@ -188,6 +190,7 @@ class _SignalNotes:
             self._background.pop(thread, None)
             CONTROLLER.note_background(thread, running=False)
             return
+        CONTROLLER.in_activity(False)
         CONTROLLER.raise_pending()  # skips the activity's pause: chaoslib only catches Exception here
         if self._notice is not None:
             after = ((activity or {}).get("pauses") or {}).get("after")
@@ -199,6 +202,12 @@ class _SignalNotes:
 
     def start_rollbacks(self, experiment: Any) -> None:
         CONTROLLER.enter_rollbacks()
+        if CONTROLLER.cancelled.is_set():
+            # Interrupted or aborted: the faults were undone at once; waiting before each rollback
+            # would only hold the exit.
+            for activity in experiment.get("rollbacks") or []:
+                if isinstance(activity, dict):
+                    activity.pop("pauses", None)
         if self._notice is not None:
             self._notice.say("rolling back")
             self._notice.waiting_for("the rollbacks")
@@ -392,7 +401,7 @@ def _run_against(
     endpoints: Mapping[str, Any],
     notice: WaitNotice,
 ) -> RunRecord:
-    from chaoslib.experiment import run_experiment as chaoslib_run
+    from chaoslib.run import Runner, Strategy, initialize_run_journal
 
     canary_settings = extension.get("canary", {})
     rate_hz = (
@@ -443,15 +452,20 @@ def _run_against(
         chaos_logger.addFilter(redacting)
         # chaoslib's extra vars only override keys the experiment declares: merge instead.
         merged = {**experiment, "configuration": {**experiment.get("configuration", {}), **configuration}}
+        # Our own journal, so that an interrupt that leaves chaoslib (during its rollbacks) keeps it.
+        journal = initialize_run_journal(merged)
         try:
             # Rollbacks run whatever happened (chaoslib's default skips them after a failure or an
             # interrupt); faults our actions recorded are also undone from the ledger below.
-            journal = chaoslib_run(merged, settings=CHAOSLIB_SETTINGS, event_handlers=[notes])
+            with Runner(Strategy.DEFAULT) as chaos:
+                chaos.register_event_handler(notes)
+                journal = chaos.run(merged, CHAOSLIB_SETTINGS, journal=journal)
         finally:
             CONTROLLER.leave_chaoslib()
     except (Interrupted, KeyboardInterrupt):
-        # Before chaoslib caught it (baseline, chaoslib starting): the faults are undone already.
-        journal = journal or {"status": "interrupted"}
+        # Outside chaoslib's own catch (baseline, chaoslib starting, its rollbacks): the faults are
+        # undone already, or by _undo_leftovers below.
+        journal = {**journal, "status": "interrupted"}
     except BaseException as error:  # cleaned up below, then raised again
         failure = error
     # From here on a first signal only undoes (nothing is applied) and is noted: the record is

@@ -1,11 +1,17 @@
 """Interrupt trials: run an experiment through the CLI, interrupt it, then check nothing was left behind.
 
-Shared by tests/safety (20 trials) and benchmarks/interrupts.py (100). A trial starts
-`python -m harness run` against a running sandbox (Redis behind the fault proxy), sends SIGINT,
-SIGTERM or SIGKILL at a random moment, runs `harness recover` after SIGKILL, and then checks
-the estate: no open fault in the ledger, every component running and not paused, every proxy
-enabled with only the toxics it started with, and a Sentinel-named primary that takes writes
-with both replicas attached.
+Shared by tests/safety and benchmarks/interrupts.py. A trial starts `python -m harness run`
+against a running sandbox (Redis and the regional APIs behind the fault proxy), sends SIGINT,
+SIGTERM or SIGKILL at a chosen or random moment, runs `harness recover` after SIGKILL, and then
+checks the estate: no open fault in the ledger, every component running and not paused, every
+proxy enabled with only the toxics it started with, no load generator left, and a
+Sentinel-named primary that takes writes with both replicas attached.
+
+The signal matrix (`matrix_experiment`, `run_matrix_case`) runs one experiment per local fault
+kind (instance failure, partition, latency, load), each with a steady-state probe, a background
+`recovery-time` probe and a slow rollback, and lands the signal in a chosen phase by watching the
+run's progress lines and the ledger. From the signal it polls the fault proxy and the process
+table until the fault's effect is gone.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -24,7 +31,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import psutil
 import redis
+import yaml
 
 from harness import ledger, sandbox
 from harness.sandbox.examples import example_scenario
@@ -76,15 +85,15 @@ def write_scenario(path: Path, extra: str = "") -> Path:
 
 @contextmanager
 def running_estate(directory: Path) -> Iterator[Estate]:
-    """A Redis + fault proxy sandbox (three regions, Sentinel down-after 30 s: no failover
-    during a trial), always brought down."""
+    """A Redis + regional APIs + fault proxy sandbox (three regions, Sentinel down-after 30 s: no
+    failover during a trial), always brought down."""
     scenario = example_scenario(3)
     scenario = replace(
         scenario, redis=replace(scenario.redis, down_after_seconds=30.0, failover_timeout_seconds=60.0)
     )
     sandbox_dir = directory / "sandbox"
     try:
-        box = sandbox.up(scenario, sandbox_dir, components={"redis", "proxy"})
+        box = sandbox.up(scenario, sandbox_dir, components={"redis", "proxy", "api"})
         endpoints = dict(box.endpoints)
         endpoints_path = directory / "endpoints.json"
         endpoints_path.write_text(json.dumps(endpoints))
@@ -175,9 +184,30 @@ def _primary(endpoints: dict[str, Any]) -> redis.Redis:
     return redis.Redis(host=master_host, port=int(master_port), socket_timeout=2, socket_connect_timeout=2)
 
 
+def load_generators() -> list[psutil.Process]:
+    """Locust processes running now (actions.load starts them)."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if any(part.endswith("locustfile.py") for part in cmdline):
+            found.append(process)
+    return found
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Processes whose command line mentions `text` (a test's temporary folder): what a run left."""
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if text in cmdline and process.pid != os.getpid():
+            found.append(f"pid {process.pid}: {cmdline[:160]}")
+    return found
+
+
 def leftovers(estate: Estate, state_dir: Path) -> list[str]:
     """What a run left behind right now; empty when the estate is back to its steady state."""
     problems = [f"open fault: {f.action} on {f.target}" for f in ledger.open_faults(state_dir)]
+    problems += [f"load generator left: pid {p.pid}" for p in load_generators()]
     problems += [
         f"{c.name} is {c.state}: {c.detail}" for c in sandbox.status(estate.directory) if c.state != "running"
     ]
@@ -327,3 +357,315 @@ def run_trial(estate: Estate, trial: Trial, state_dir: Path, work_dir: Path) -> 
     return Outcome(
         trial, code, phase, recover_output, tuple(problems), time.monotonic() - signal_monotonic, log
     )
+
+
+# ---------------------------------------------------------------- the signal matrix
+
+KINDS = ("instance", "partition", "latency", "load")
+PHASES = ("baseline", "steady-state", "method", "rollbacks", "report")
+UNDO_LIMIT_SECONDS = 2.0  # signal -> the fault's effect gone, on the proxy and the process table
+EXIT_LIMIT_SECONDS = 20.0  # signal -> the harness has exited (a 60 s background probe would pass it)
+_KILLED = "redis-ap-southeast-1"
+
+_FAULTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "instance": (
+        {"module": "actions.instances", "func": "stop_instance", "arguments": {"component": _KILLED}},
+        {"module": "actions.instances", "func": "start_instance", "arguments": {"component": _KILLED}},
+    ),
+    "partition": (
+        {
+            "module": "actions.network",
+            "func": "partition_regions",
+            "arguments": {"a": "eu-west-1", "b": "us-east-1"},
+        },
+        {
+            "module": "actions.network",
+            "func": "heal_regions",
+            "arguments": {"a": "eu-west-1", "b": "us-east-1"},
+        },
+    ),
+    "latency": (
+        {
+            "module": "actions.network",
+            "func": "add_latency",
+            "arguments": {"a": "ap-southeast-1", "b": "us-east-1", "latency_ms": 300},
+        },
+        {
+            "module": "actions.network",
+            "func": "remove_latency",
+            "arguments": {"a": "ap-southeast-1", "b": "us-east-1"},
+        },
+    ),
+    "load": (
+        {
+            "module": "actions.load",
+            "func": "start_load",
+            "arguments": {"duration_seconds": 60, "requests_per_minute": {"us-east-1": 300}},
+        },
+        {"module": "actions.load", "func": "stop_load", "arguments": {}},
+    ),
+}
+
+
+def matrix_experiment(
+    kind: str, hold_seconds: float = 3.0, rollback_pause_seconds: float = 3.0
+) -> dict[str, Any]:
+    """An experiment of one fault kind with every phase long enough to land a signal in: a 2 s
+    steady-state probe, a background `recovery-time` probe (60 s timeout), the fault held
+    `hold_seconds`, and a rollback that waits `rollback_pause_seconds` before undoing it."""
+    apply, undo = _FAULTS[kind]
+    return {
+        "title": f"Safety matrix: {kind}",
+        "description": f"A {kind} fault with a slow steady state, a background probe and a slow rollback.",
+        "tags": ["safety", "matrix", kind],
+        "extensions": [
+            {
+                "name": "harness",
+                "canary": {"kinds": ["redis"]},
+                "sandbox_components": ["redis", "proxy", "api"],
+            }
+        ],
+        "steady-state-hypothesis": {
+            "title": "a slow steady-state check",
+            "probes": [
+                {
+                    "type": "probe",
+                    "name": "slow-check",
+                    "tolerance": 0,
+                    "provider": {"type": "process", "path": "sleep", "arguments": "2"},
+                }
+            ],
+        },
+        "method": [
+            {
+                "type": "probe",
+                "name": "recovery-time",
+                "background": True,
+                "provider": {
+                    "type": "python",
+                    "module": "probes.recovery",
+                    "func": "recovery_time",
+                    "arguments": {
+                        "timeout_seconds": 60,
+                        "kinds": ["redis"],
+                        "rate_hz": 10,
+                        "stable_seconds": 2,
+                    },
+                },
+            },
+            {
+                "type": "action",
+                "name": f"apply-{kind}",
+                "provider": {"type": "python", **apply},
+                "pauses": {"after": hold_seconds},
+            },
+        ],
+        "rollbacks": [
+            {
+                "type": "action",
+                "name": f"undo-{kind}",
+                "provider": {"type": "python", **undo},
+                "pauses": {"before": rollback_pause_seconds},
+            }
+        ],
+    }
+
+
+def write_matrix_experiment(directory: Path, kind: str) -> Path:
+    path = directory / f"matrix-{kind}.yaml"
+    path.write_text(yaml.safe_dump(matrix_experiment(kind), sort_keys=False))
+    return path
+
+
+def fault_effects(estate: Estate) -> list[str]:
+    """Any fault's effect visible right now on the fault proxy or the process table."""
+    visible = []
+    for name, (enabled, toxics) in proxies(estate.endpoints).items():
+        if not enabled:
+            visible.append(f"proxy {name} disabled")
+        if tuple(sorted(toxics)) != estate.proxy_toxics.get(name, ()):
+            visible.append(f"proxy {name} has toxics {sorted(toxics)}")
+    components = sandbox.load_components(estate.directory)
+    for component in components.values():
+        try:
+            process = psutil.Process(component.pid)
+            if process.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+                visible.append(f"{component.name} is dead")
+            elif process.status() == psutil.STATUS_STOPPED:
+                visible.append(f"{component.name} is paused")
+        except psutil.NoSuchProcess:
+            visible.append(f"{component.name} is dead")
+    visible += [f"load generator pid {p.pid}" for p in load_generators()]
+    return visible
+
+
+def _wait_for_line(log_path: Path, pattern: str, process: subprocess.Popen[bytes], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    compiled = re.compile(pattern)
+    while time.monotonic() < deadline:
+        if compiled.search(log_path.read_text(errors="replace")):
+            return True
+        if process.poll() is not None:
+            return False
+        time.sleep(0.01)
+    return False
+
+
+def _wait_for_child(process: subprocess.Popen[bytes], name: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            children = psutil.Process(process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return False
+        if any(child.name() == name for child in children):
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def _wait_for_effect(
+    state_dir: Path, since_wall: float, process: subprocess.Popen[bytes], timeout: float
+) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(
+            e.get("event") == "effect" and e["wall"] >= since_wall for e in ledger.read_entries(state_dir)
+        ):
+            return True
+        if process.poll() is not None:
+            return False
+        time.sleep(0.01)
+    return False
+
+
+def reach_phase(
+    phase: str, process: subprocess.Popen[bytes], log_path: Path, state_dir: Path, since_wall: float
+) -> bool:
+    """Wait until the run is in `phase` (by its progress lines, its children and the ledger)."""
+    if phase == "baseline":
+        return _wait_for_line(log_path, r"canaries: \d+ started", process, 60)
+    if phase == "steady-state":
+        return _wait_for_child(process, "sleep", 60)  # the steady-state probe's process
+    if phase == "method":
+        return _wait_for_effect(state_dir, since_wall, process, 60)  # applied, effect proven, held
+    if phase == "rollbacks":
+        return _wait_for_line(log_path, r"rolling back", process, 60)
+    if phase == "report":
+        return _wait_for_line(log_path, r"checking acknowledged writes", process, 90)
+    raise ValueError(phase)
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixOutcome:
+    kind: str
+    phase: str
+    signal: signal.Signals
+    reached: bool  # the run was in the phase when the signal was sent
+    exit_code: int
+    visible_at_signal: tuple[str, ...]  # the fault's effect when the signal was sent
+    undo_seconds: float | None  # signal -> effect gone (None: never gone before the deadline)
+    exit_seconds: float
+    message: str  # the harness's last stderr line
+    problems: tuple[str, ...]
+    log: str
+
+    @property
+    def is_clean(self) -> bool:
+        return not self.problems
+
+
+def run_matrix_case(
+    estate: Estate,
+    kind: str,
+    phase: str,
+    signal_: signal.Signals,
+    state_dir: Path,
+    work_dir: Path,
+    delay_seconds: float = 0.0,
+) -> MatrixOutcome:
+    """Run the `kind` experiment, signal it in `phase` (`delay_seconds` after reaching it), time
+    the undo from outside, then check the exit, the message, the estate and the process table."""
+    case_dir = work_dir / f"{kind}-{phase}-{signal_.name}-{time.monotonic_ns()}"
+    case_dir.mkdir(parents=True)
+    experiment = write_matrix_experiment(case_dir, kind)
+    log_path = case_dir / "run.log"
+    out_dir = case_dir / "out"
+    started_wall = time.time()
+    process = start_run(estate, experiment, state_dir, out_dir, log_path)
+    problems: list[str] = []
+    undo_seconds: float | None = None
+    try:
+        reached = reach_phase(phase, process, log_path, state_dir, started_wall)
+        if delay_seconds:
+            time.sleep(delay_seconds)
+        visible = tuple(fault_effects(estate))
+        signalled = time.monotonic()
+        process.send_signal(signal_)
+        deadline = signalled + EXIT_LIMIT_SECONDS
+        while time.monotonic() < deadline:
+            if not fault_effects(estate):
+                undo_seconds = time.monotonic() - signalled
+                break
+            time.sleep(0.01)
+        code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+        exit_seconds = time.monotonic() - signalled
+    except subprocess.TimeoutExpired:
+        code, exit_seconds = -1, EXIT_LIMIT_SECONDS
+        problems.append(f"still running {EXIT_LIMIT_SECONDS:g} s after {signal_.name}")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    log = log_path.read_text(errors="replace")
+    lines = [line for line in log.splitlines() if line.strip()]
+    message = next((line for line in reversed(lines) if "interrupted by" in line), lines[-1] if lines else "")
+    if not reached:
+        problems.append(f"the run never reached {phase}")
+    if code != 128 + signal_:
+        problems.append(f"expected exit {128 + signal_} after {signal_.name}, got {code}")
+    if f"harness: interrupted by {signal_.name}: " not in message:
+        problems.append(f"no line saying what was undone (last line: {message!r})")
+    if visible and "undid" not in message:
+        problems.append(
+            f"the fault was visible at the signal ({'; '.join(visible)}) but the line names no undo"
+        )
+    if undo_seconds is None:
+        problems.append("the fault's effect was still visible when the run ended")
+    elif visible and undo_seconds > UNDO_LIMIT_SECONDS:
+        problems.append(
+            f"fault undone {undo_seconds:.2f} s after the signal (limit {UNDO_LIMIT_SECONDS:g} s)"
+        )
+    if "Traceback" in log:
+        problems.append("the run printed a traceback")
+    if left := processes_mentioning(str(case_dir)):
+        problems.append(f"processes left: {left}")
+    if phase == "report" and reached:
+        problems += _stored(estate, state_dir, out_dir)
+    problems += wait_until_steady(estate, state_dir)
+    return MatrixOutcome(
+        kind,
+        phase,
+        signal_,
+        reached,
+        code,
+        visible,
+        undo_seconds,
+        exit_seconds,
+        message,
+        tuple(problems),
+        log,
+    )
+
+
+def _stored(estate: Estate, state_dir: Path, out_dir: Path) -> list[str]:
+    """A run interrupted while it was being stored still has its run.json and its history entry."""
+    from harness import store
+
+    run_files = list(out_dir.glob("*/run.json"))
+    if len(run_files) != 1:
+        return [f"expected one run.json, found {len(run_files)}"]
+    run_id = run_files[0].parent.name
+    with store.open_store(estate.env(state_dir)["HARNESS_STORE"]) as history:
+        ids = [record.run_id for record, _ in history.runs(full=False)]
+    return [] if run_id in ids else [f"run {run_id} has a run.json but is not in the history"]
