@@ -274,40 +274,37 @@ class _Starter:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     def _start(self) -> None:
-        if True:
-            proxy_ready = self.pool.submit(self.proxy) if self.plan.has("proxy") else None
-            prometheus = (
-                monitoring.start_prometheus(self.directory, self.plan)
-                if self.plan.has("prometheus")
-                else None
-            )
-            work = [proxy_ready] if proxy_ready is not None else []
-            if self.plan.has("redis"):
-                environment = {self.plan.primary: self.redis_environment(self.plan.primary)}
-                primary = redis_servers.start_servers(
-                    self.directory, self.plan, (self.plan.primary,), {}, environment
-                )[0]
-                work.append(self.pool.submit(self.redis, primary, proxy_ready))
-            if self.plan.has("patroni"):
-                work.append(self.pool.submit(self.patroni))
-            elif self.plan.has("postgres"):
-                work.append(self.pool.submit(self.postgres, proxy_ready))
-            # Exporters and APIs connect lazily: started now, they are ready when their backends are.
-            exporters = (
-                monitoring.start_exporters(self.directory, self.plan) if self.plan.has("exporters") else []
-            )
-            apis = api.start_apis(self.directory, self.plan) if self.plan.has("api") else []
-            for future in work:
-                future.result()
-            for exporter in exporters:
-                procs.wait_until_listening(exporter)
-                self.ready(exporter)
-            for service in apis:
-                api.wait_until_healthy(service)
-                self.ready(service, "regional API, healthy")
-            if prometheus is not None:
-                monitoring.wait_until_ready(prometheus)
-                self.ready(prometheus, "prometheus, scraping every 1 s")
+        proxy_ready = self.pool.submit(self.proxy) if self.plan.has("proxy") else None
+        prometheus = (
+            monitoring.start_prometheus(self.directory, self.plan) if self.plan.has("prometheus") else None
+        )
+        work = [proxy_ready] if proxy_ready is not None else []
+        if self.plan.has("redis"):
+            environment = {self.plan.primary: self.redis_environment(self.plan.primary)}
+            primary = redis_servers.start_servers(
+                self.directory, self.plan, (self.plan.primary,), {}, environment
+            )[0]
+            work.append(self.pool.submit(self.redis, primary, proxy_ready))
+        if self.plan.has("patroni"):
+            work.append(self.pool.submit(self.patroni))
+        elif self.plan.has("postgres"):
+            work.append(self.pool.submit(self.postgres, proxy_ready))
+        # Exporters and APIs connect lazily: started now, they are ready when their backends are.
+        exporters = (
+            monitoring.start_exporters(self.directory, self.plan) if self.plan.has("exporters") else []
+        )
+        apis = api.start_apis(self.directory, self.plan) if self.plan.has("api") else []
+        for future in work:
+            future.result()
+        for exporter in exporters:
+            procs.wait_until_listening(exporter)
+            self.ready(exporter)
+        for service in apis:
+            api.wait_until_healthy(service)
+            self.ready(service, "regional API, healthy")
+        if prometheus is not None:
+            monitoring.wait_until_ready(prometheus)
+            self.ready(prometheus, "prometheus, scraping every 1 s")
 
 
 def up(
