@@ -40,6 +40,8 @@ _RC = {
     "legend.fontsize": 8,
     "legend.frameon": False,
 }
+_LIMIT_COLOUR = "#D55E00"  # a target's limit, on every chart
+_MARK_COLOUR = "#000000"  # markers of lower bounds and regressions, detection lines
 _MAX_BINS = 240
 
 
@@ -206,12 +208,12 @@ def lag_chart(record: RunRecord, moments: Moments, limit_seconds: float | None) 
                 marker="^",
                 s=40,
                 facecolors="none",
-                edgecolors="#000000",
+                edgecolors=_MARK_COLOUR,
                 zorder=3,
                 label="marker not seen yet (lower bound)",
             )
         if limit_seconds is not None:
-            axes.axhline(limit_seconds, color="#D55E00", linestyle="--", linewidth=1.5, label="limit")
+            axes.axhline(limit_seconds, color=_LIMIT_COLOUR, linestyle="--", linewidth=1.5, label="limit")
         axes.set_ylabel("replication lag (s)")
         axes.set_xlabel("seconds since run start")
         axes.set_ylim(bottom=0)
@@ -253,12 +255,14 @@ def trend_chart(
         for verdict, marker in ((Verdict.PASS, "o"), (Verdict.FAIL, "X"), (Verdict.UNKNOWN, "d")):
             chosen = [i for i, v in enumerate(verdicts) if v is verdict]
             if chosen:
-                score_axes.scatter(
+                # Markers of a line, not a scatter: one style for all points, a fraction of the cost.
+                score_axes.plot(
                     [x[i] for i in chosen],
                     [scores[i] for i in chosen],
+                    linestyle="none",
                     marker=marker,
                     color=VERDICT_COLOURS[verdict],
-                    s=6 if dense else 18,
+                    markersize=2.5 if dense else 4.5,
                     zorder=2,
                     label=verdict.value,
                 )
@@ -288,33 +292,35 @@ def trend_chart(
                 axes.text(0.5, 0.5, "no data", transform=axes.transAxes, ha="center", va="center")
             censored = [(i, v) for i, v in shown if line.lower_bounds[i]]
             if censored:
-                axes.scatter(
+                axes.plot(
                     [x[i] for i, _ in censored],
                     [v for _, v in censored],
+                    linestyle="none",
                     marker=6,  # caret up: the truth lies above
-                    s=40,
-                    color="#000000",
+                    markersize=6,
+                    color=_MARK_COLOUR,
                     zorder=3,
                     label=once("lower bound (not recovered)"),
                 )
             if line.limit is not None:
                 axes.axhline(
                     line.limit * line.scale,
-                    color="#D55E00",
+                    color=_LIMIT_COLOUR,
                     linestyle="--",
                     linewidth=1.2,
                     label=once("limit"),
                 )
             flagged = [(i, v) for i, v in shown if line.regressed[i]]
             if flagged:
-                axes.scatter(
+                axes.plot(
                     [x[i] for i, _ in flagged],
                     [v for _, v in flagged],
+                    linestyle="none",
                     marker="^",
-                    s=90,
-                    facecolors="none",
-                    edgecolors="#000000",
-                    linewidths=1.5,
+                    markersize=9,
+                    markerfacecolor="none",
+                    markeredgecolor=_MARK_COLOUR,
+                    markeredgewidth=1.5,
                     zorder=3,
                     label=once("regression"),
                 )
@@ -365,7 +371,7 @@ def _mark_moments(axes, moments: Moments, *, label: bool) -> None:
     if moments.detected is not None:
         axes.axvline(
             moments.detected,
-            color="#000000",
+            color=_MARK_COLOUR,
             linestyle="--",
             linewidth=1.2,
             label=named(_plain(f"detected ({moments.detected_kind})")),
