@@ -50,3 +50,12 @@ def close_faults(configuration: Mapping[str, Any] | None, actions: Sequence[str]
     for fault in faults:
         ledger.record_undone(directory, fault.fault_id)
     return [f.fault_id for f in faults]
+
+
+def recorded_effect(configuration: Mapping[str, Any] | None, fault_id: str) -> Proof | None:
+    """The effect last written down for `fault_id`, or None when none was."""
+    found = None
+    for entry in ledger.read_entries(ledger.state_dir(configuration)):
+        if entry.get("event") == "effect" and entry.get("fault_id") == fault_id:
+            found = (bool(entry.get("proven")), str(entry.get("evidence", "")))
+    return found

@@ -35,6 +35,7 @@ from chaosaws.elasticache.actions import test_failover
 from chaosaws.rds.actions import failover_db_cluster
 from chaoslib.exceptions import ActivityFailed, FailedActivity
 
+from actions._faults import close_faults, open_fault, record_effect
 from harness import ledger
 from probes.aws import (
     asg_is_at_desired_capacity,
@@ -399,10 +400,7 @@ def _ec2_target(region: str, instance_ids: Sequence[str]) -> str:
 
 def _record(configuration: Mapping[str, Any] | None, action: str, target: str, undo: ledger.Undo) -> str:
     """The open fault of `action` on `target` if any (its undo restores the first state), else a new one."""
-    directory = ledger.state_dir(configuration)
-    if (fault := ledger.open_fault_for(directory, action, target)) is not None:
-        return fault.fault_id
-    return ledger.record_applied(directory, action, target, undo, (configuration or {}).get("run_id"))
+    return open_fault(configuration, action, target, undo, reuse_open=True)
 
 
 def _recorded(configuration: Mapping[str, Any] | None, action: str, target: str, argument: str) -> Any:
@@ -418,17 +416,12 @@ def _effect(
     evidence: str,
     details: Mapping[str, Any],
 ) -> dict[str, Any]:
-    ledger.record_effect(ledger.state_dir(configuration), fault_id, is_proven, evidence)
-    return {**details, "fault_id": fault_id, "effect_proven": is_proven, "evidence": evidence}
+    return record_effect(configuration, fault_id, [(is_proven, evidence)], **details)
 
 
 def _close(configuration: Mapping[str, Any] | None, action: str, target: str) -> list[str]:
     """Mark every open fault of `action` on `target` undone; returns their ids."""
-    directory = ledger.state_dir(configuration)
-    faults = [f for f in ledger.open_faults(directory) if f.target == target and f.action == action]
-    for fault in faults:
-        ledger.record_undone(directory, fault.fault_id)
-    return [f.fault_id for f in faults]
+    return close_faults(configuration, (action,), target)
 
 
 def _poll_for(read: Callable[[], Any], is_done: Callable[[Any], bool], timeout_seconds: float) -> Any:

@@ -14,12 +14,18 @@ or ``KUBERNETES_HOST`` with ``KUBERNETES_API_KEY``), so no credential is ever wr
 
 Pods killed by ``terminate_pods`` come back through their controller; the recorded undo waits
 until the deployment is ready again, so an open terminate fault means "not yet seen recovered".
+
+Proof of effect is what a client would see, not the API object: a NetworkPolicy is proven only
+when connections to the `probe_addresses` behind it (pods' or a Service's ``host:port`` that
+answered just before) fail; a scale-down only when the pod listing shows no more running pods
+than asked. Otherwise the effect is unproven and the run's verdict unknown.
 """
 
 from __future__ import annotations
 
+import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chaosk8s import create_k8s_api_client
@@ -33,6 +39,7 @@ from chaoslib.exceptions import ActivityFailed
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from actions._faults import close_faults, open_fault, record_effect, recorded_effect
 from harness import ledger
 from probes.kubernetes import network_policy_exists, node_is_schedulable
 
@@ -51,6 +58,8 @@ __all__ = [
 _MODULE = "actions.kubernetes"
 DEFAULT_POLICY_NAME = "harness-partition"
 _POLL_INTERVAL_SECONDS = 1.0
+_CONNECT_TIMEOUT_SECONDS = 1.0
+_EFFECT_POLL_SECONDS = 0.2
 
 
 def partition_namespace(
@@ -58,6 +67,8 @@ def partition_namespace(
     pod_labels: Mapping[str, str] | None = None,
     peer_labels: Mapping[str, str] | None = None,
     name: str = DEFAULT_POLICY_NAME,
+    probe_addresses: Sequence[str] = (),
+    effect_timeout_seconds: float = 10.0,
     configuration: Mapping[str, Any] | None = None,
     secrets: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -67,13 +78,30 @@ def partition_namespace(
     pods are isolated; adding `peer_labels` isolates them from the peers alone (traffic to and
     from every other pod, in any namespace, is still allowed; addresses outside the cluster's
     pods are dropped for the selected pods). Takes effect only where the cluster's network
-    plugin enforces NetworkPolicies; the evidence is the policy being present.
+    plugin enforces NetworkPolicies, so the proof is an effect probe: every `probe_addresses`
+    ``host:port`` (isolated pods or their Service, as the harness reaches them) must accept a
+    connection before the policy and refuse or drop one within `effect_timeout_seconds` after.
+    Without probe addresses the effect is unproven.
     """
     if peer_labels and not pod_labels:
         raise ActivityFailed("partition_namespace: peer_labels needs pod_labels (the other side)")
+    addresses = [_address(a) for a in probe_addresses if str(a).strip()]  # "": an unset variable
+    before = {a: _connects(a) for a in addresses}
     target = f"kubernetes/{ns}/networkpolicy/{name}"
     undo = ledger.Undo(_MODULE, "heal_namespace", {"ns": ns, "name": name})
+    open_already = ledger.open_fault_for(
+        ledger.state_dir(configuration), "kubernetes.partition_namespace", target
+    )
     fault_id = _record(configuration, "kubernetes.partition_namespace", target, undo)
+    if open_already is not None and (proof := recorded_effect(configuration, fault_id)) is not None:
+        # Applied again: the probes were cut by this very policy, so only the first look can tell.
+        return {
+            "policy": name,
+            "ns": ns,
+            "fault_id": fault_id,
+            "effect_proven": proof[0],
+            "evidence": proof[1],
+        }
     spec = _partition_policy(name, pod_labels or {}, peer_labels or {})
     try:
         create_network_policy(spec=spec, ns=ns, secrets=secrets)
@@ -81,8 +109,11 @@ def partition_namespace(
         if exc.status != 409:  # 409: already there from an earlier call, which is the goal
             raise ActivityFailed(f"creating NetworkPolicy {ns}/{name} failed: {_reason(exc)}") from exc
     is_present = network_policy_exists(name, ns, secrets)
-    evidence = f"NetworkPolicy {ns}/{name} {'present' if is_present else 'missing'} after create"
-    return _effect(configuration, fault_id, is_present, evidence, {"policy": name, "ns": ns})
+    proofs = [
+        (is_present, f"NetworkPolicy {ns}/{name} {'present' if is_present else 'missing'} after create")
+    ]
+    proofs += _cut_proofs(before, effect_timeout_seconds)
+    return _effect(configuration, fault_id, proofs, {"policy": name, "ns": ns})
 
 
 def heal_namespace(
@@ -109,25 +140,38 @@ def scale_down_deployment(
     name: str,
     replicas: int = 0,
     ns: str = "default",
+    effect_timeout_seconds: float = 60.0,
     configuration: Mapping[str, Any] | None = None,
     secrets: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Scale a deployment down to `replicas`. Undo with restore_deployment_scale."""
+    """Scale a deployment down to `replicas`. Undo with restore_deployment_scale.
+
+    Proof of effect: within `effect_timeout_seconds` the pod listing shows at most `replicas`
+    running pods of the deployment (pods terminating or finished do not count).
+    """
     target = f"kubernetes/{ns}/deployment/{name}"
-    previous_replicas = _read_deployment(name, ns, secrets).spec.replicas
+    deployment = _read_deployment(name, ns, secrets)
+    previous_replicas = deployment.spec.replicas
     undo = ledger.Undo(
         _MODULE, "restore_deployment_scale", {"name": name, "ns": ns, "replicas": previous_replicas}
     )
     fault_id = _record(configuration, "kubernetes.scale_down_deployment", target, undo)
     scale_deployment(name, replicas, ns=ns, secrets=secrets)
-    now = _read_deployment(name, ns, secrets).spec.replicas
-    evidence = f"deployment {ns}/{name} spec.replicas {previous_replicas} -> {now} (asked {replicas})"
+    selector = _selector_of(deployment)
+    deadline = time.monotonic() + effect_timeout_seconds
+    while len(running := _running_pods(selector, ns, secrets)) > replicas and time.monotonic() < deadline:
+        time.sleep(_POLL_INTERVAL_SECONDS)
+    gone = len(running) <= replicas
+    evidence = (
+        f"deployment {ns}/{name} scaled {previous_replicas} -> {replicas}; pods running ({selector}): "
+        + (", ".join(running) or "none")
+        + ("" if gone else f" after {effect_timeout_seconds:g} s")
+    )
     return _effect(
         configuration,
         fault_id,
-        now == replicas,
-        evidence,
-        {"deployment": name, "ns": ns, "previous_replicas": previous_replicas, "replicas": now},
+        [(gone, evidence)],
+        {"deployment": name, "ns": ns, "previous_replicas": previous_replicas, "replicas": replicas},
     )
 
 
@@ -182,7 +226,7 @@ def terminate_pods(
     gone = [pod for pod in deleted if _pod_is_going(pod, ns, secrets)]
     is_proven = bool(deleted) and len(gone) == len(deleted)
     evidence = f"deleted {deleted or 'no pod'} matching {selector!r}; gone or terminating: {gone}"
-    return _effect(configuration, fault_id, is_proven, evidence, {"deleted_pods": deleted, "ns": ns})
+    return _effect(configuration, fault_id, [(is_proven, evidence)], {"deleted_pods": deleted, "ns": ns})
 
 
 def await_deployment_ready(
@@ -232,7 +276,7 @@ def cordon_node(
     _chaosk8s_cordon(name=name, secrets=secrets)
     is_unschedulable = not node_is_schedulable(name, secrets)
     evidence = f"node {name} spec.unschedulable={is_unschedulable}"
-    return _effect(configuration, fault_id, is_unschedulable, evidence, {"node": name})
+    return _effect(configuration, fault_id, [(is_unschedulable, evidence)], {"node": name})
 
 
 def drain_node(
@@ -258,7 +302,7 @@ def drain_node(
     is_unschedulable = not node_is_schedulable(name, secrets)
     remaining = _evictable_pods_on(name, secrets)
     evidence = f"node {name} spec.unschedulable={is_unschedulable}; evictable pods left: {remaining}"
-    return _effect(configuration, fault_id, is_unschedulable and not remaining, evidence, {"node": name})
+    return _effect(configuration, fault_id, [(is_unschedulable and not remaining, evidence)], {"node": name})
 
 
 def uncordon_node(
@@ -283,30 +327,65 @@ def uncordon_node(
 
 def _record(configuration: Mapping[str, Any] | None, action: str, target: str, undo: ledger.Undo) -> str:
     """The open fault of `action` on `target` if any (its undo restores the first state), else a new one."""
-    directory = ledger.state_dir(configuration)
-    if (fault := ledger.open_fault_for(directory, action, target)) is not None:
-        return fault.fault_id
-    return ledger.record_applied(directory, action, target, undo, (configuration or {}).get("run_id"))
+    return open_fault(configuration, action, target, undo, reuse_open=True)
 
 
 def _effect(
     configuration: Mapping[str, Any] | None,
     fault_id: str,
-    is_proven: bool,
-    evidence: str,
+    proofs: list[tuple[bool, str]],
     details: Mapping[str, Any],
 ) -> dict[str, Any]:
-    ledger.record_effect(ledger.state_dir(configuration), fault_id, is_proven, evidence)
-    return {**details, "fault_id": fault_id, "effect_proven": is_proven, "evidence": evidence}
+    return record_effect(configuration, fault_id, proofs, **details)
 
 
 def _close(configuration: Mapping[str, Any] | None, actions: tuple[str, ...], target: str) -> list[str]:
     """Mark every open fault of `actions` on `target` undone; returns their ids."""
-    directory = ledger.state_dir(configuration)
-    faults = [f for f in ledger.open_faults(directory) if f.target == target and f.action.startswith(actions)]
-    for fault in faults:
-        ledger.record_undone(directory, fault.fault_id)
-    return [f.fault_id for f in faults]
+    return close_faults(configuration, actions, target)
+
+
+# ---------------------------------------------------------------- effect probes
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, _, port = str(text).rpartition(":")
+    if not host or not port.isdigit():
+        raise ActivityFailed(f"probe_addresses: expected host:port, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def _connects(address: tuple[str, int]) -> bool:
+    """Whether a TCP connection to `address` is accepted within a second."""
+    try:
+        with socket.create_connection(address, timeout=_CONNECT_TIMEOUT_SECONDS):
+            return True
+    except OSError:
+        return False
+
+
+def _cut_proofs(before: Mapping[tuple[str, int], bool], timeout_seconds: float) -> list[tuple[bool, str]]:
+    """One proof per probe address: it connected before, and stops connecting within `timeout_seconds`."""
+    if not before:
+        return [(False, "no effect probe (probe_addresses): no connection across the policy was tried")]
+    proofs = []
+    deadline = time.monotonic() + timeout_seconds
+    for (host, port), connected in before.items():
+        where = f"{host}:{port}"
+        if not connected:
+            proofs.append(
+                (False, f"{where} refused connections before the policy too: the cut is unobserved")
+            )
+            continue
+        while (still := _connects((host, port))) and time.monotonic() < deadline:
+            time.sleep(_EFFECT_POLL_SECONDS)
+        proofs.append(
+            (
+                not still,
+                f"{where}: "
+                + ("connections still accepted" if still else "connections fail across the policy"),
+            )
+        )
+    return proofs
 
 
 # ---------------------------------------------------------------- reads
@@ -355,6 +434,17 @@ def _selector_of(deployment: client.V1Deployment) -> str:
             f"deployment {deployment.metadata.name} selects pods by expressions only: pass label_selector"
         )
     return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+
+
+def _running_pods(selector: str, ns: str, secrets: Mapping[str, Any] | None) -> list[str]:
+    """Names of the pods matching `selector` that are neither terminating nor finished."""
+    pods = client.CoreV1Api(create_k8s_api_client(secrets)).list_namespaced_pod(ns, label_selector=selector)
+    return sorted(
+        pod.metadata.name
+        for pod in pods.items
+        if pod.metadata.deletion_timestamp is None
+        and not (pod.status is not None and pod.status.phase in ("Succeeded", "Failed"))
+    )
 
 
 def _pod_is_going(name: str, ns: str, secrets: Mapping[str, Any] | None) -> bool:

@@ -4,14 +4,21 @@ Both listen on 127.0.0.1 on a free port and are always stopped. The fake Kuberne
 keeps a little state (deployments, pods, nodes, NetworkPolicies), plays the controllers
 (replica sets refill, new pods turn ready on the next deployment read) and records every
 call, so tests assert the exact API requests made.
+
+What an effect probe can see is whatever the fake says: `serve` opens a loopback listener
+standing for pods with some labels, which a NetworkPolicy selecting them closes (when the fake's
+network plugin enforces policies) and its deletion reopens; with `pods_linger` a scale-down
+leaves its pods running (a stuck kubelet).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import re
 import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +59,42 @@ def _json(obj: Any, status: int = 200) -> Response:
     return Response(json.dumps(obj), status=status, content_type="application/json")
 
 
+class _Endpoint:
+    """A loopback listener that accepts (and closes) connections while open; closed, it refuses."""
+
+    def __init__(self, ns: str, labels: dict[str, str]) -> None:
+        self.ns, self.labels = ns, dict(labels)
+        self.port = _free_port()
+        self._server: socket.socket | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def set_open(self, is_open: bool) -> None:
+        if is_open and self._server is None:
+            server = socket.socket()
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            server.bind(("127.0.0.1", self.port))
+            server.listen(16)
+            self._server = server
+            threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+        elif not is_open and self._server is not None:
+            with contextlib.suppress(OSError):
+                self._server.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+            self._server.close()
+            self._server = None
+
+    @staticmethod
+    def _accept(server: socket.socket) -> None:
+        while True:
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                return  # closed
+            connection.close()
+
+
 @dataclass
 class FakeCluster:
     """State of the fake API server and the calls it received, as 'METHOD /path?query'."""
@@ -65,6 +108,9 @@ class FakeCluster:
     bodies: list[Any] = field(default_factory=list)
     auth_headers: set[str] = field(default_factory=set)
     pods_turn_ready: bool = True  # False: a stuck kubelet, new pods never become ready
+    pods_linger: bool = False  # True: pods beyond spec.replicas keep running (nothing deletes them)
+    enforces_policies: bool = True  # False: a network plugin that ignores NetworkPolicies
+    endpoints: list[_Endpoint] = field(default_factory=list)
     _serial: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     # ------------------------------------------------------------ setup
@@ -97,6 +143,27 @@ class FakeCluster:
 
     def add_daemon_pod(self, name: str, node: str, ns: str = "kube-system") -> None:
         self.pods[(ns, name)] = self._pod(name, ns, {"app": "agent"}, node, "DaemonSet", ready=True)
+
+    def serve(self, ns: str, labels: dict[str, str]) -> str:
+        """A loopback ``host:port`` standing for pods of `ns` with `labels`, as a probe reaches them."""
+        endpoint = _Endpoint(ns, labels)
+        self.endpoints.append(endpoint)
+        self._apply_policies()
+        return endpoint.address
+
+    def _apply_policies(self) -> None:
+        for endpoint in self.endpoints:
+            isolated = self.enforces_policies and any(
+                pns == endpoint.ns
+                and (policy["spec"].get("podSelector") or {}).get("matchLabels", {}).items()
+                <= endpoint.labels.items()
+                for (pns, _), policy in self.policies.items()
+            )
+            endpoint.set_open(not isolated)
+
+    def close(self) -> None:
+        for endpoint in self.endpoints:
+            endpoint.set_open(False)
 
     def clear_calls(self) -> None:
         self.calls.clear()
@@ -146,7 +213,7 @@ class FakeCluster:
         for (ns, name), deployment in self.deployments.items():
             pods = self._pods_of(ns, name)
             wanted = deployment["spec"]["replicas"]
-            for pod in pods[wanted:]:
+            for pod in [] if self.pods_linger else pods[wanted:]:
                 del self.pods[(ns, pod["metadata"]["name"])]
             for _ in range(wanted - len(pods)):
                 pod_name = f"{name}-{next(self._serial)}"
@@ -266,6 +333,7 @@ class FakeCluster:
             return _status(409, "AlreadyExists")
         body["metadata"]["namespace"] = ns
         self.policies[(ns, name)] = body
+        self._apply_policies()
         return _json(body, status=201)
 
     def _get_policy(self, ns: str, name: str, **_: Any) -> Response:
@@ -276,6 +344,7 @@ class FakeCluster:
     def _delete_policy(self, ns: str, name: str, **_: Any) -> Response:
         if self.policies.pop((ns, name), None) is None:
             return _status(404, "NotFound")
+        self._apply_policies()
         return _json({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200})
 
 
@@ -293,6 +362,7 @@ def fake_k8s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCl
         monkeypatch.setenv("KUBERNETES_API_KEY", K8S_TOKEN)
         yield cluster
     finally:
+        cluster.close()
         server.clear()
         server.stop()
 

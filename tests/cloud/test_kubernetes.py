@@ -27,9 +27,14 @@ def test_scale_down_records_previous_replicas_and_restore_closes_it(fake_k8s: Fa
 
     result = k8s.scale_down_deployment("web", replicas=0, configuration=_config(ledger_dir))
 
-    assert fake_k8s.calls == [f"GET {DEPLOYMENT}", f"PATCH {DEPLOYMENT}", f"GET {DEPLOYMENT}"]
+    assert fake_k8s.calls == [
+        f"GET {DEPLOYMENT}",
+        f"PATCH {DEPLOYMENT}",
+        "GET /api/v1/namespaces/default/pods?labelSelector=app=web",  # the pods are gone
+    ]
     assert fake_k8s.bodies[1] == {"spec": {"replicas": 0}}
-    assert result["effect_proven"] is True
+    assert result["effect_proven"] is True, result["evidence"]
+    assert "pods running (app=web): none" in result["evidence"]
     assert (result["previous_replicas"], result["replicas"]) == (3, 0)
     [fault] = ledger.open_faults(ledger_dir)
     assert fault.fault_id == result["fault_id"]
@@ -71,9 +76,11 @@ def test_scale_down_of_a_missing_deployment_fails_before_the_ledger(fake_k8s: Fa
 
 
 def test_deny_all_partition_and_heal(fake_k8s: FakeCluster, ledger_dir: Path):
-    result = k8s.partition_namespace(ns="shop", configuration=_config(ledger_dir))
+    shop = fake_k8s.serve("shop", {"app": "api"})
+    result = k8s.partition_namespace(ns="shop", probe_addresses=[shop], configuration=_config(ledger_dir))
 
     assert fake_k8s.calls == [f"POST {POLICIES}", f"GET {POLICIES}/harness-partition"]
+    assert f"{shop}: connections fail across the policy" in result["evidence"]
     assert fake_k8s.bodies[0]["metadata"]["name"] == "harness-partition"
     assert fake_k8s.bodies[0]["spec"] == {
         "podSelector": {},
@@ -98,11 +105,13 @@ def test_deny_all_partition_and_heal(fake_k8s: FakeCluster, ledger_dir: Path):
 
 
 def test_partition_between_labels_allows_everything_but_the_peers(fake_k8s: FakeCluster, ledger_dir: Path):
+    api = fake_k8s.serve("shop", {"app": "api"})
     first = k8s.partition_namespace(
         ns="shop",
         pod_labels={"app": "api"},
         peer_labels={"app": "db"},
         name="api-db",
+        probe_addresses=[api],
         configuration=_config(ledger_dir),
     )
     again = k8s.partition_namespace(
@@ -110,6 +119,8 @@ def test_partition_between_labels_allows_everything_but_the_peers(fake_k8s: Fake
         pod_labels={"app": "api"},
         peer_labels={"app": "db"},
         name="api-db",
+        probe_addresses=[api],
+        effect_timeout_seconds=1,
         configuration=_config(ledger_dir),
     )
 
@@ -125,7 +136,10 @@ def test_partition_between_labels_allows_everything_but_the_peers(fake_k8s: Fake
         "ingress": [{"from": others}],
         "egress": [{"to": others}],
     }
-    assert fake_k8s.calls[2] == f"POST {POLICIES}"  # the second create met 409 and was accepted
+    assert fake_k8s.calls.count(f"POST {POLICIES}") == 1  # the open fault's policy is already there
+    assert [e["proven"] for e in ledger.read_entries(ledger_dir) if e["event"] == "effect"] == [True]
+    assert first["effect_proven"] is True, first["evidence"]
+    # Applied again: the effect the first call observed stands (the probe is cut by this policy).
     assert again["fault_id"] == first["fault_id"] and again["effect_proven"] is True
     assert len(ledger.open_faults(ledger_dir)) == 1
 
@@ -228,4 +242,63 @@ def test_drain_evicts_managed_pods_and_leaves_daemon_pods(fake_k8s: FakeCluster,
     assert k8s.await_deployment_ready("web", timeout_seconds=30)["ready_replicas"] == 2
 
     k8s.uncordon_node("n1", configuration=_config(ledger_dir))
+    assert ledger.open_faults(ledger_dir) == []
+
+
+# ---------------------------------------------------------------- proof is an effect probe
+
+
+def test_a_policy_the_network_plugin_ignores_is_not_proven(fake_k8s: FakeCluster, ledger_dir: Path):
+    fake_k8s.enforces_policies = False
+    shop = fake_k8s.serve("shop", {"app": "api"})
+
+    result = k8s.partition_namespace(
+        ns="shop", probe_addresses=[shop], effect_timeout_seconds=0.5, configuration=_config(ledger_dir)
+    )
+
+    assert ("shop", "harness-partition") in fake_k8s.policies  # configured...
+    assert result["effect_proven"] is False  # ...but a connection across it still works
+    assert f"{shop}: connections still accepted" in result["evidence"]
+    (effect,) = [e for e in ledger.read_entries(ledger_dir) if e["event"] == "effect"]
+    assert effect["proven"] is False
+    k8s.heal_namespace(ns="shop", configuration=_config(ledger_dir))
+
+
+def test_a_policy_without_an_effect_probe_is_not_proven(fake_k8s: FakeCluster, ledger_dir: Path):
+    result = k8s.partition_namespace(ns="shop", configuration=_config(ledger_dir))
+    assert result["effect_proven"] is False
+    assert "no effect probe (probe_addresses)" in result["evidence"]
+    k8s.heal_namespace(ns="shop", configuration=_config(ledger_dir))
+
+
+def test_heal_restores_the_connection_the_policy_cut(fake_k8s: FakeCluster, ledger_dir: Path):
+    import socket
+
+    api = fake_k8s.serve("shop", {"app": "api"})
+    other = fake_k8s.serve("shop", {"app": "db"})
+    result = k8s.partition_namespace(
+        ns="shop", pod_labels={"app": "api"}, probe_addresses=[api], configuration=_config(ledger_dir)
+    )
+    assert result["effect_proven"] is True, result["evidence"]
+    host, port = other.rsplit(":", 1)
+    socket.create_connection((host, int(port)), timeout=1).close()  # pods the policy does not select
+    k8s.heal_namespace(ns="shop", configuration=_config(ledger_dir))
+    host, port = api.rsplit(":", 1)
+    socket.create_connection((host, int(port)), timeout=1).close()
+
+
+def test_scale_down_is_proven_only_when_the_pods_are_gone(fake_k8s: FakeCluster, ledger_dir: Path):
+    fake_k8s.add_node("n1")
+    fake_k8s.add_deployment("web", replicas=3)
+    fake_k8s.pods_linger = True  # spec.replicas changes, the pods keep running
+
+    result = k8s.scale_down_deployment(
+        "web", replicas=1, effect_timeout_seconds=0.5, configuration=_config(ledger_dir)
+    )
+
+    assert fake_k8s.deployments[("default", "web")]["spec"]["replicas"] == 1
+    assert result["effect_proven"] is False
+    assert "pods running (app=web): web-1, web-2, web-3 after 0.5 s" in result["evidence"]
+    fake_k8s.pods_linger = False
+    k8s.restore_deployment_scale("web", configuration=_config(ledger_dir))
     assert ledger.open_faults(ledger_dir) == []
