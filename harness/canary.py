@@ -21,6 +21,8 @@ from typing import Any
 
 import redis
 import redis.sentinel
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 REQUEST_TIMEOUT_SECONDS = 1.0  # above a first request through a 200 ms link (connect + write + read)
 
@@ -35,6 +37,8 @@ class CanaryTarget:
     master_name: str = ""
     url: str = ""
     dsn: str = ""
+    # Redis: server address → the address this region reaches it by (its fault-proxy route).
+    routes: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,25 +55,75 @@ class _Results:
 
 
 def targets_from_endpoints(endpoints: Mapping[str, Any], kinds: Sequence[str]) -> list[CanaryTarget]:
-    """Canary targets for the given kinds, one per region the endpoints describe."""
+    """Canary targets for the given kinds: one per region, reaching each store the way that
+    region's clients do.
+
+    Redis: the primary Sentinel names, through the region's fault-proxy route to that server
+    (``links`` entries of service redis from the region), direct where no route exists.
+    PostgreSQL: whichever server accepts writes, the primary through the region's route to it.
+    HTTP: the region's API.
+    """
     targets = []
-    primary = endpoints.get("primary_region", "")
+    regions = endpoints.get("regions", {})
     sentinels = tuple(_host_port(s) for s in endpoints.get("redis_sentinels", ()))
-    if "redis" in kinds and sentinels:
-        # Redis writes go to the primary wherever it is; one canary from the primary region.
-        targets.append(
-            CanaryTarget("redis", primary, sentinels=sentinels, master_name=endpoints["redis_master_name"])
-        )
-    for region, info in endpoints.get("regions", {}).items():
+    links = [link for link in (endpoints.get("links") or {}).values() if isinstance(link, Mapping)]
+    for region, info in regions.items():
+        if "redis" in kinds and sentinels and info.get("redis_url"):
+            targets.append(
+                CanaryTarget(
+                    "redis",
+                    region,
+                    sentinels=sentinels,
+                    master_name=endpoints["redis_master_name"],
+                    routes=_routes(regions, links, region, "redis", "redis_url"),
+                )
+            )
+    for region, info in regions.items():
         if "http" in kinds and info.get("api_url"):
             targets.append(CanaryTarget("http", region, url=info["api_url"]))
-    dsns = [
-        info["postgres_dsn"] for info in endpoints.get("regions", {}).values() if info.get("postgres_dsn")
-    ]
-    if "postgres" in kinds and dsns:
-        # libpq's multi-host failover: whichever server accepts writes, as a client would.
-        targets.append(CanaryTarget("postgres", primary, dsn=writable_dsn(dsns)))
+    for region, info in regions.items():
+        if "postgres" in kinds and info.get("postgres_dsn"):
+            routes = dict(_routes(regions, links, region, "postgres", "postgres_dsn"))
+            dsns = [
+                _via(other["postgres_dsn"], routes) for other in regions.values() if other.get("postgres_dsn")
+            ]
+            # libpq's multi-host failover: whichever server accepts writes, as a client would.
+            targets.append(CanaryTarget("postgres", region, dsn=writable_dsn(dsns)))
     return targets
+
+
+def _routes(
+    regions: Mapping[str, Any], links: Sequence[Mapping[str, Any]], region: str, service: str, key: str
+) -> tuple[tuple[str, str], ...]:
+    """(server address, route address) for every route of `service` leaving `region`."""
+    found = []
+    for link in links:
+        to = regions.get(link.get("to", ""), {})
+        if (
+            link.get("service") == service
+            and link.get("from") == region
+            and to.get(key)
+            and link.get("listen")
+        ):
+            found.append((_address(to[key]), str(link["listen"])))
+    return tuple(sorted(found))
+
+
+def _address(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.hostname}:{parts.port}"
+
+
+def _via(dsn: str, routes: Mapping[str, str]) -> str:
+    """`dsn` with its host:port replaced by the route to it, if there is one."""
+    parts = urllib.parse.urlsplit(dsn)
+    route = routes.get(_address(dsn))
+    if route is None:
+        return dsn
+    user = parts.netloc.rpartition("@")[0]
+    return urllib.parse.urlunsplit(
+        (parts.scheme, f"{user}@{route}" if user else route, parts.path, parts.query, "")
+    )
 
 
 def writable_dsn(dsns: Sequence[str]) -> str:
@@ -252,14 +306,38 @@ class _RedisRequest:
             socket_connect_timeout=timeout_seconds,
             retry_on_timeout=False,
         )
+        self._master_name = target.master_name
+        self._timeout = timeout_seconds
+        self._routes = dict(target.routes)
+        self._routed: dict[str, redis.Redis] = {}
+
+    def _primary(self) -> redis.Redis:
+        """The master as this region's clients reach it: through its route when one maps its address."""
+        if not self._routes:
+            return self._master
+        host, port = self._sentinel.discover_master(self._master_name)
+        address = self._routes.get(f"{host}:{port}", f"{host}:{port}")
+        if address not in self._routed:
+            route_host, route_port = _host_port(address)
+            self._routed[address] = redis.Redis(
+                host=route_host,
+                port=route_port,
+                socket_timeout=self._timeout,
+                socket_connect_timeout=self._timeout,
+                retry=Retry(NoBackoff(), 0),  # a failed request is a sample, not a reason to retry
+            )
+        return self._routed[address]
 
     def __call__(self, key: str, value: str) -> None:
-        self._master.set(key, value, ex=3600)
-        if self._master.get(key) is None:
+        primary = self._primary()
+        primary.set(key, value, ex=3600)
+        if primary.get(key) is None:
             raise RuntimeError("written key not readable")
 
     def close(self) -> None:
         self._master.close()
+        for client in self._routed.values():
+            client.close()
         for connection in self._sentinel.sentinels:
             connection.close()
 

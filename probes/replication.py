@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from harness.errors import ConfigError
 from probes import _cancel
@@ -445,24 +447,20 @@ def _redis_store(configuration: Mapping[str, Any]) -> _Store:
         )
     servers = _servers("redis", configuration)
     key = f"harness:lag:{uuid.uuid4().hex}"
-    clients = {
-        name: redis.Redis(
+
+    def connect(address: str) -> redis.Redis:
+        # No retries (redis-py retries a failed command 10 times by default, for seconds): a
+        # failed read is a reading, and a cancelled probe must not wait on one.
+        return redis.Redis(
             host=address.rpartition(":")[0],
             port=int(address.rpartition(":")[2]),
             socket_timeout=_READ_TIMEOUT_SECONDS,
             socket_connect_timeout=_READ_TIMEOUT_SECONDS,
+            retry=Retry(NoBackoff(), 0),
         )
-        for name, address in servers
-    }
-    readers_clients = {
-        name: redis.Redis(
-            host=address.rpartition(":")[0],
-            port=int(address.rpartition(":")[2]),
-            socket_timeout=_READ_TIMEOUT_SECONDS,
-            socket_connect_timeout=_READ_TIMEOUT_SECONDS,
-        )
-        for name, address in servers
-    }
+
+    clients = {name: connect(address) for name, address in servers}
+    readers_clients = {name: connect(address) for name, address in servers}
     by_address = {address: name for name, address in servers}
 
     def primary() -> str:

@@ -28,7 +28,7 @@ def _acked_at_least(canary: Canary, count: int, timeout_seconds: float = 15.0) -
 
 def test_lost_acknowledged_postgres_writes_are_counted(tmp_path: Path) -> None:
     with up(example_scenario(2), tmp_path / "sandbox", components={"postgres"}) as sandbox:
-        (target,) = targets_from_endpoints(sandbox.endpoints, ["postgres"])
+        target = targets_from_endpoints(sandbox.endpoints, ["postgres"])[0]  # the primary region's
         canary = Canary(target, rate_hz=20).start()
         _acked_at_least(canary, 10, 10)
         canary.stop()
@@ -65,7 +65,7 @@ def test_manual_failover_with_synchronous_commit_loses_no_acknowledged_write(tmp
             assert connection.execute("SHOW synchronous_commit").fetchone() == ("on",)
             assert connection.execute("SHOW synchronous_standby_names").fetchone()[0].startswith("ANY 1 (")
 
-        (target,) = targets_from_endpoints(sandbox.endpoints, ["postgres"])
+        target = targets_from_endpoints(sandbox.endpoints, ["postgres"])[0]  # the primary region's
         canary = Canary(target, rate_hz=50).start()
         try:
             _acked_at_least(canary, 30)
