@@ -23,6 +23,7 @@ from typing import Any
 
 import psutil
 
+from actions import _faults
 from harness import ledger
 from harness.errors import ConfigError, EnvironmentProblem
 
@@ -65,12 +66,11 @@ def start_load(
         "--json-file", str(prefix), "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING",
     ]  # fmt: skip
     environment = {**os.environ, "HARNESS_LOAD_TARGETS": json.dumps(targets)}
-    fault_id = ledger.record_applied(
-        ledger.state_dir(configuration),
+    fault_id = _faults.open_fault(
+        configuration,
         f"{_MODULE}.start_load",
         "locust",
         ledger.Undo(_MODULE, "stop_load", {"stats_prefix": str(prefix)}),
-        run_id=configuration.get("run_id"),
     )
     at = time.monotonic()
     with open(f"{prefix}.log", "ab") as log:
@@ -87,16 +87,15 @@ def start_load(
         if proven
         else f"Locust (pid {process.pid}) counted no request within {_PROOF_SECONDS:g} s; see {prefix}.log"
     )
-    ledger.record_effect(ledger.state_dir(configuration), fault_id, proven, evidence)
-    return {
-        "fault_id": fault_id,
-        "effect_proven": proven,
-        "evidence": evidence,
-        "at_monotonic": at,
-        "pid": process.pid,
-        "stats_prefix": str(prefix),
-        "targets": targets,
-    }
+    return _faults.record_effect(
+        configuration,
+        fault_id,
+        [(proven, evidence)],
+        at_monotonic=at,
+        pid=process.pid,
+        stats_prefix=str(prefix),
+        targets=targets,
+    )
 
 
 def stop_load(stats_prefix: str | None = None, configuration: Mapping[str, Any] | None = None) -> dict:
