@@ -32,18 +32,34 @@ def _latest_fault_monotonic(configuration: Mapping[str, Any]) -> float | None:
     return max((f.applied_at_seconds for f in faults), default=None)  # from origin 0: monotonic time
 
 
+def _window_samples(samples: list[dict[str, Any]], fault_at: float) -> list[Sample]:
+    return [Sample.from_raw(s, fault_at) for s in samples if s.get("probe") == "canary"]
+
+
 def _failover(samples: list[dict[str, Any]], fault_at: float) -> Measurement | None:
-    canary = [Sample.from_raw(s, fault_at) for s in samples if s.get("probe") == "canary"]
+    canary = _window_samples(samples, fault_at)
     ended = max((s["at_monotonic"] for s in samples), default=fault_at)
     fault = FaultRecord("probe", "latest fault", "", 0.0)
     return measures.failover_seconds(window_record("failover_time", fault_at, ended, canary, faults=(fault,)))
+
+
+def _is_recovered(samples: list[dict[str, Any]], fault_at: float) -> bool:
+    """Whether every region that failed after the fault has recovered, by harness.measures' rule
+    (the answer of the first of RECOVERY_SUCCESSES consecutive successes)."""
+    windows = measures.outage_windows(_window_samples(samples, fault_at), fault_at=0.0)
+    first: dict[str, measures.Window] = {}
+    for window in windows:
+        first.setdefault(window.region, window)
+    return bool(first) and all(w.end_seconds is not None for w in first.values())
 
 
 def failover_time(
     timeout_seconds: float = 60.0, configuration: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """Wait until the canary recovers from the latest fault (at most `timeout_seconds`); returns
-    `failover_seconds` (first failed request → first success after it) as a measurement."""
+    `failover_seconds` (harness.measures: the longest region's outage, from its first failed
+    request to the answer of the first of 3 consecutive successes; None with the reason in
+    `evidence` when the canary saw no failure or has gaps) and whether it is a `lower_bound`."""
     configuration = configuration or {}
     run_dir = configuration.get("run_dir")
     if not run_dir:
@@ -51,11 +67,11 @@ def failover_time(
     fault_at = _latest_fault_monotonic(configuration) or time.monotonic()
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
-        after = [s for s in read_canary_log(run_dir) if s["at_monotonic"] >= fault_at]
-        failed = [s for s in after if not s["ok"]]
-        if failed and any(s["ok"] and s["at_monotonic"] > failed[0]["at_monotonic"] for s in after):
+        samples = read_canary_log(run_dir)
+        if _is_recovered(samples, fault_at):
             break
-        if not failed and after and after[-1]["at_monotonic"] - fault_at >= _QUIET_SECONDS:
+        after = [s for s in samples if s["at_monotonic"] + (s.get("latency_seconds") or 0.0) >= fault_at]
+        if all(s["ok"] for s in after) and after and after[-1]["at_monotonic"] - fault_at >= _QUIET_SECONDS:
             break
         time.sleep(_POLL_SECONDS)
     else:
@@ -64,6 +80,7 @@ def failover_time(
     return {
         "failover_seconds": measurement.value if measurement else None,
         "evidence": measurement.evidence if measurement else "no canary samples",
+        "lower_bound": bool(measurement and measurement.lower_bound),
     }
 
 
