@@ -16,6 +16,7 @@ from typing import Any
 from harness.canary import REQUEST_TIMEOUT_SECONDS, Canary, targets_from_endpoints
 from harness.errors import ConfigError
 from harness.model import Sample
+from probes import _cancel
 from probes._window import derived, faults_in_window, window_record
 
 __all__ = ["canary_healthy", "canary_samples", "read_canary_log"]
@@ -57,7 +58,7 @@ def canary_samples(
     for canary in canaries:
         canary.start()
     try:
-        time.sleep(duration_seconds)
+        _cancel.wait(duration_seconds, configuration)  # an interrupted run stops it within 0.1 s
     finally:
         samples = [sample for canary in canaries for sample in canary.stop()]
     ended = time.monotonic()

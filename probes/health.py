@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from harness.errors import ConfigError
+from probes import _cancel
 
 __all__ = ["api_healthy", "health_checks"]
 
@@ -39,7 +40,8 @@ def health_checks(
     """Check every region's API each `interval_seconds` for `duration_seconds` (for `background: true`).
 
     A region is declared down after `failure_threshold` consecutive failures (no 2xx within
-    `timeout_seconds`) and up again at its next success. Returns `samples` (probe `health`,
+    `timeout_seconds`) and up again at its next success. Returns within 0.1 s of a stop request
+    (an interrupted run), plus a check in flight. Returns `samples` (probe `health`,
     value: response seconds), `transitions` per region and the measurement
     health_declared_down_seconds: the longest time any region was declared down (a lower bound
     when still down at the end).
@@ -84,7 +86,8 @@ def health_checks(
                     if at - since > longest:
                         longest, longest_region = at - since, region
             next_check += interval_seconds
-            time.sleep(max(0.0, min(next_check, deadline) - time.monotonic()))
+            if _cancel.wait(min(next_check, deadline) - time.monotonic(), configuration):
+                break  # the run was interrupted: report what was seen so far
     ended = time.monotonic()
     still_down = {r: ended - s for r, s in down_since.items() if s is not None}
     for region, seconds in still_down.items():
