@@ -10,7 +10,8 @@ and `Check.missing` names what is lacking. Unknown never counts as pass. The rul
 2. Run doubts make every check unknown: chaoslib status other than `completed` (a guardrail
    abort is a fail instead), no steady state before the fault or one that did not hold, an
    activity that raised, no fault journalled although the method has actions, a method action
-   that ran outside the fault ledger (no proof of effect), a fault whose effect was not proven.
+   that ran outside the fault ledger (no proof of effect), a fault whose effect was not proven,
+   a sandbox region of the scenario whose canary never started (when the run had canaries).
 3. A measurement with no value is unknown, naming the evidence the measure lacked.
 4. `Measurement.missed_because` (e.g. "no promotion") fails the target whatever the value.
 5. Two witnesses (harness.witnesses): when both have values and disagree beyond the pair's
@@ -68,6 +69,20 @@ def run_doubts(record: RunRecord) -> list[str]:
             detail = f" ({fault.effect_evidence})" if fault.effect_evidence else ""
             doubts.append(f"effect of {fault.action} on {fault.target} {seen}{detail}")
     return doubts
+
+
+def scenario_doubts(record: RunRecord, scenario: Scenario) -> list[str]:
+    """Doubts only the scenario can raise: a sandbox region whose canary never started. The runner
+    starts a canary in every region; a region with none leaves no sample to miss, so only the
+    canary.started events of the others show it is absent."""
+    started = {str(e.detail.get("region", "")) for e in record.events if e.kind == "canary.started"}
+    if not started:
+        return []  # no canary in this experiment at all (or a record older than canary.started)
+    return [
+        f"no canary started in region {region.name} of scenario {scenario.name}"
+        for region in scenario.sandbox_regions
+        if region.name not in started
+    ]
 
 
 def method_actions(journal: Mapping[str, Any]) -> list[tuple[str, str]] | None:
@@ -258,7 +273,7 @@ def grade(record: RunRecord, scenario: Scenario) -> Grade:
             checks=(),
             reasons=(why,),
         )
-    doubts = run_doubts(record)
+    doubts = run_doubts(record) + scenario_doubts(record, scenario)
     checks = []
     for target in targets_for(scenario, ref):
         pair = witnesses.pair_of(target.measure)

@@ -220,3 +220,22 @@ def test_canary_and_prometheus_disagreeing_on_a_partition_is_unknown() -> None:
     assert prometheus == ("slo_error_ratio", 0.0)
     # 40 % of all canary requests, 80 % of the cut region's: either way far from Prometheus's 0 %.
     assert canary[0] == "error_ratio" and canary[1] >= 0.38
+
+
+def test_a_region_of_the_scenario_whose_canary_never_started_is_unknown() -> None:
+    # The record shows canaries in us-east-1 only; the scenario runs eu-west-1 too, and a region
+    # with no canary at all leaves no trace in the samples.
+    from harness.model import Region
+
+    scenario = replace(SCENARIO, regions=(Region("us-east-1", primary=True), Region("eu-west-1")))
+    started = Event(
+        0.5, "canary.started", "runner", {"region": "us-east-1", "kind": "redis", "rate_hz": 20.0}
+    )
+    result = grade(_record(events=(started,)), scenario)
+    assert result.verdict is Verdict.UNKNOWN
+    assert "no canary started in region eu-west-1 of scenario shop" in result.reasons
+    both = (started, replace(started, detail={**started.detail, "region": "eu-west-1"}))
+    assert grade(_record(events=both), scenario).verdict is Verdict.PASS
+    # Regions kept out of the sandbox have no canary of their own.
+    remote = replace(scenario, regions=(*scenario.regions, Region("ap-south-1", in_sandbox=False)))
+    assert grade(_record(events=both), remote).verdict is Verdict.PASS
