@@ -286,8 +286,7 @@ def trend_chart(
                     color="#0072B2",
                     marker=None if dense else ".",
                     linewidth=1,
-                    label=_plain(line.label),
-                )
+                )  # no legend entry: the axes' label names it
             else:
                 axes.text(0.5, 0.5, "no data", transform=axes.transAxes, ha="center", va="center")
             censored = [(i, v) for i, v in shown if line.lower_bounds[i]]
