@@ -21,11 +21,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy
 import psutil
 
 from actions import _faults
 from harness import ledger
 from harness.errors import ConfigError, EnvironmentProblem
+from harness.measures import percentile
 
 __all__ = ["start_load", "stop_load"]
 
@@ -148,7 +150,8 @@ def summarize(prefix: Path) -> dict:
     if not total:
         return {"stats": stats, "measurements": [], "detail": "Locust sent no request"}
     elapsed = max(last - first, 1e-9)
-    p99 = _percentile(histogram, 0.99) / 1000
+    # Locust keeps a histogram (response time in ms -> count): expand it for the one percentile.
+    p99 = percentile(numpy.repeat(list(histogram), list(histogram.values())), 0.99) / 1000
     evidence = f"{total} requests, {failures} failed, over {elapsed:.1f} s"
     measurements = [
         _measurement("load_requests_total_count", float(total), "count", evidence),
@@ -168,17 +171,6 @@ def _measurement(name: str, value: float, unit: str, evidence: str) -> dict[str,
         "evidence": evidence,
         "lower_bound": False,
     }
-
-
-def _percentile(histogram: Mapping[float, int], quantile: float) -> float:
-    """The response time (ms) below which `quantile` of the requests fall."""
-    wanted = quantile * sum(histogram.values())
-    seen = 0
-    for milliseconds in sorted(histogram):
-        seen += histogram[milliseconds]
-        if seen >= wanted:
-            return milliseconds
-    return max(histogram)
 
 
 def _targets(configuration: Mapping[str, Any], rates: Mapping[str, float] | None) -> list[dict[str, Any]]:

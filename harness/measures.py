@@ -59,7 +59,7 @@ def percentile(values: Iterable[float], q: float) -> float:
 
     Raises ValueError when `values` is empty or q is outside 0..1.
     """
-    data = numpy.asarray(list(values), dtype=float)
+    data = numpy.fromiter(values, dtype=float)
     if data.size == 0:
         raise ValueError("percentile of no values")
     if not 0.0 <= q <= 1.0:
