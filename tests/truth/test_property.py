@@ -403,6 +403,7 @@ def test_a_malformed_record_exits_2_with_one_line(tmp_path: Path, run_cli, field
     for command in (
         ["score", str(path), "-s", str(scenario)],
         ["gate", "-s", str(scenario), "--from-runs", str(path)],
+        ["report", str(path), "--out", str(tmp_path / "site")],
     ):
         result = run_cli(*command)
         assert result.exit_code == 2, result
