@@ -285,27 +285,40 @@ def _estimated_gap_limit(samples: Sequence[Sample], fault: FaultRecord) -> float
 
 
 def _coverage_problem(run: CanaryRun) -> str:
-    """The first region whose samples do not cover [fault applied, undone + settle], or ""."""
+    """Every region whose samples do not cover [fault applied, undone + settle], or "".
+
+    A gap is time in which the region had no request in flight: from the latest answer so far to
+    the next send (a request that waits, even past several timeouts, is still watching)."""
     start, end = run.fault.applied_at_seconds, run.window_end_seconds
     problems = []
     for region in run.regions:
-        sends = [s.at_seconds for s in run.samples if s.region == region]
-        inside = [t for t in sends if start <= t <= end]
-        if not inside:
+        ordered = [s for s in run.samples if s.region == region]
+        if not any(start <= s.at_seconds <= end for s in ordered):
             problems.append(f"{region}: no canary sample between {_fmt(start)} and {_fmt(end)}")
             continue
-        before = [t for t in sends if t < start]
-        after = [t for t in sends if t > end]
-        points = [before[-1] if before else start, *inside, after[0] if after else end]
-        gaps = [(b - a, a, b) for a, b in itertools.pairwise(points)]
-        longest, gap_from, gap_to = max(gaps)
+        longest, gap_from, gap_to = _longest_gap(ordered, start, end)
         limit = run.gap_limits.get(region, math.inf)
         if longest > limit:
             problems.append(
-                f"{region}: no canary sample for {longest:.3f} s (from {_fmt(gap_from)} to {_fmt(gap_to)}),"
-                f" longer than the {limit:.3f} s a live canary allows"
+                f"{region}: no canary sample for {longest:.3f} s (nothing in flight from {_fmt(gap_from)} "
+                f"to {_fmt(gap_to)}), longer than the {limit:.3f} s a live canary allows"
             )
     return "; ".join(problems)
+
+
+def _longest_gap(ordered: Sequence[Sample], start: float, end: float) -> tuple[float, float, float]:
+    """(length, from, to) of the longest stretch within [start, end] with no request in flight."""
+    covered = start  # watched up to here
+    longest = (0.0, start, start)
+    for sample in ordered:
+        if sample.at_seconds > end:
+            break
+        if sample.at_seconds > covered:
+            longest = max(longest, (sample.at_seconds - covered, covered, sample.at_seconds))
+        covered = max(covered, answer_seconds(sample))
+    if end > covered:
+        longest = max(longest, (end - covered, covered, end))
+    return longest
 
 
 @dataclass(frozen=True, slots=True)

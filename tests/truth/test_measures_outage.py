@@ -117,7 +117,8 @@ def test_a_gap_in_a_regions_samples_makes_the_outage_unknown() -> None:
         measured = measures.measure(gap, name)
         assert measured.value is None, name
         assert measured.evidence.startswith(
-            "us-east-1: no canary sample for 8.000 s (from 12.000 s to 20.000 s), longer than the 1.125 s"
+            "us-east-1: no canary sample for 7.999 s (nothing in flight from 12.001 s to 20.000 s), "
+            "longer than the 1.125 s"
         )
 
 

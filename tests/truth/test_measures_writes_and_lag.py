@@ -128,7 +128,7 @@ def test_a_derived_measure_missing_its_evidence_beats_a_probes_figure() -> None:
     probe = Measurement("failover_seconds", 1.0, "seconds", "failover-time", "probe's own canary")
     stale = replace(base, measurements=(probe,))
     failover = measures.measure(stale, "failover_seconds")
-    assert failover.value is None and failover.evidence.startswith("us-east-1: no canary sample for 8.000 s")
+    assert failover.value is None and failover.evidence.startswith("us-east-1: no canary sample for 7.999 s")
     # A record with no canary evidence at all (a stored light copy) keeps the figure it was given.
     light = replace(base, samples=(), events=(), measurements=(probe,))
     assert measures.measure(light, "failover_seconds") == probe
