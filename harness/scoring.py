@@ -181,17 +181,22 @@ def check_target(
     if measurement is None:
         lacking = [f"{target.measure} not measured: the run produced no {target.measure}", *doubts]
         return result(Verdict.UNKNOWN, f"not measured: no {target.measure}", None, lacking)
-    if measurement.value is None or not math.isfinite(measurement.value):
+    has_value = measurement.value is not None and math.isfinite(measurement.value)
+    if not has_value and (doubts or not measurement.missed_because):
         what = measurement.evidence or f"no measurement of {target.measure}"
         if measurement.value is not None:
             what = f"{target.measure} is not a finite number ({measurement.value})"
         return result(Verdict.UNKNOWN, what, measurement, [what, *doubts])
-    said = _said(target, measurement.value, measurement.lower_bound)
-    if measurement.evidence:
-        said += f" ({measurement.evidence})"
+    if has_value:
+        said = _said(target, measurement.value, measurement.lower_bound)  # type: ignore[arg-type]
+        said += f" ({measurement.evidence})" if measurement.evidence else ""
+    else:
+        said = f"{target.measure} not measured ({measurement.evidence or 'no value'})"
     if doubts:
         return result(Verdict.UNKNOWN, f"{said}; not trusted: {'; '.join(doubts)}", missing=doubts)
     if measurement.missed_because:
+        # Missed whatever the value (e.g. no promotion, established from the events): a fail even
+        # when the value itself could not be measured.
         return result(Verdict.FAIL, f"{said}; missed: {measurement.missed_because}")
     graded = measurement
     if (
@@ -211,6 +216,12 @@ def check_target(
     value, limit = graded.value, target.limit
     assert value is not None
     within = value <= limit if target.comparison is Comparison.AT_MOST else value >= limit
+    bounds = [m for m in (measurement, witness) if m is not None and m.lower_bound and m.value is not None]
+    if not graded.lower_bound and bounds and target.comparison is Comparison.AT_MOST and within:
+        # The graded witness passes, but the other says only "at least": it saw the system not
+        # yet recovered, and nothing bounds it from above.
+        why = f"{bounds[0].name} is only a lower bound ({format_quantity(bounds[0].value, target.unit)})"  # type: ignore[arg-type]
+        return result(Verdict.UNKNOWN, f"{said}; {why}", graded, (why,))
     if graded.lower_bound:
         # The true value is at least `value`: over an upper limit it is certainly over; meeting a
         # lower limit it certainly meets it; anything else could go either way.

@@ -53,6 +53,13 @@ def test_missed_because_fails_whatever_the_value() -> None:
     assert reason in check.evidence and check.measured == 2.0
 
 
+def test_missed_because_fails_even_without_a_value() -> None:
+    # No promotion is established by the events; the canary's figure may be missing too.
+    reason = "no promotion: no new primary was named between 10.000 s and 20.000 s"
+    check = check_target(FAILOVER, _m("failover_seconds", None, evidence="eu-west-1: gap", missed=reason))
+    assert check.verdict is Verdict.FAIL and reason in check.evidence
+
+
 def test_doubts_are_listed_as_missing_and_beat_missed_because() -> None:
     doubts = ("chaoslib status is 'aborted', not 'completed'",)
     check = check_target(FAILOVER, _m("failover_seconds", 2.0, missed="no promotion"), doubts)
@@ -126,6 +133,7 @@ def test_one_witness_alone_is_graded_and_the_absent_one_shown() -> None:
         (10.0, True, 0.5, Verdict.UNKNOWN, None),  # exporter 0.5 s contradicts "at least 10 s"
         (10.0, True, 11.0, Verdict.FAIL, 11.0),  # consistent; exporter 11 s certainly over
         (3.0, True, 2.5, Verdict.UNKNOWN, 3.0),  # consistent; "at least 3 s" cannot pass
+        (3.0, True, 4.0, Verdict.UNKNOWN, 4.0),  # exporter 4 s passes, but the marker says only "≥ 3 s"
     ],
 )
 def test_replication_lag_witnesses(marker, marker_bound, exporter, expected, graded) -> None:
