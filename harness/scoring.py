@@ -13,9 +13,11 @@ and `Check.missing` names what is lacking. Unknown never counts as pass. The rul
    that ran outside the fault ledger (no proof of effect), a fault whose effect was not proven,
    a sandbox region of the scenario whose canary never started (when the run had canaries).
 3. A measurement with no value is unknown, naming the evidence the measure lacked.
-4. `Measurement.missed_because` (e.g. "no promotion") fails the target whatever the value.
+4. `Measurement.missed_because` (e.g. "no promotion") fails the target whatever the value, even
+   a value that could not be measured.
 5. Two witnesses (harness.witnesses): when both have values and disagree beyond the pair's
-   tolerance the check is unknown; otherwise the worse of the two is graded. Both are shown.
+   tolerance the check is unknown; otherwise the worse of the two is graded, and an at_most
+   target is not passed while either witness is only a lower bound. Both are shown.
 6. A lower bound ("at least x"): on an at_most target it fails when x is over the limit and is
    unknown otherwise; on an at_least target it passes when x already meets the limit (the true
    value is at least x) and is unknown otherwise. It never passes an at_most target.
