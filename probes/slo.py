@@ -3,9 +3,9 @@
 The fault window runs from the first fault this run applied (the ledger's wall time; load is not
 a fault) to when the last one was undone, or now. Without a fault, the last `window_seconds`.
 
-* `slo_error_ratio`: user requests answered 5xx ÷ user requests, from the counters' values at
-  the window's start and one scrape after its end (so exact counts, within one scrape at each
-  edge). The sandbox API creates every (route, code) series at 0 when it starts, and
+* `slo_error_ratio`: user requests answered 5xx ÷ user requests in the worst region, from the
+  counters' values at the window's start and one scrape after its end (so exact counts, within
+  one scrape at each edge). The sandbox API creates every (route, code) series at 0 when it starts, and
   ``/metrics`` and ``/api/v1/health`` (routes ``metrics`` and ``health``) are not user requests.
 * `cpu_saturation_ratio`: CPU seconds used per second ÷ cores, of the hosts of the system under
   test (node_exporter) and of each of its server process groups (process-exporter), over the
@@ -69,8 +69,10 @@ def slo_error_ratio(
     `requests` and `errors` select counters (by default the sandbox API's user requests and
     their 5xx). Their increase per series between the window's start and one scrape after its
     end gives exact counts; a series first seen inside the window counts from 0, a counter reset
-    inside the window makes the ratio unknown. `query` instead evaluates one ratio PromQL (which
-    may use `{window}`, e.g. `90s`) at the window's end. Also returns per-region `samples`.
+    inside the window makes the ratio unknown. The value is the worst region's ratio (regions
+    with no user request in the window are left out; none at all is unknown), per-region
+    ratios are `samples`. `query` instead evaluates one ratio PromQL (which may use `{window}`,
+    e.g. `90s`) at the window's end.
     """
     configuration = configuration or {}
     _check_window(window_seconds)
@@ -95,29 +97,36 @@ def slo_error_ratio(
             "value": None,
             "measurements": [missing("slo_error_ratio", "ratio", "prometheus", str(exc))],
         }
-    requests_count = sum(total.values())
-    if requests_count <= 0:
+    per_region: dict[str, list[float]] = {}
+    for labels, count in total.items():
+        per_region.setdefault(dict(labels).get("region", ""), [0.0, 0.0])[1] += count
+    for labels, count in failed.items():
+        per_region.setdefault(dict(labels).get("region", ""), [0.0, 0.0])[0] += count
+    served = {region: (e, n) for region, (e, n) in per_region.items() if n > 0}
+    if not served:
         evidence = f"no user request counted by {requests} in the window ({how})"
         return {
             **base,
             "value": None,
             "measurements": [missing("slo_error_ratio", "ratio", "prometheus", evidence)],
         }
-    errors_count = sum(failed.values())
+    # The worst region, as the canary's error_ratio (its witness) is: a region cut off is the blast
+    # radius, not diluted by the regions that were fine.
+    worst_region, (errors_count, requests_count) = max(
+        served.items(), key=lambda item: item[1][0] / item[1][1]
+    )
     ratio = errors_count / requests_count
-    per_region: dict[str, list[float]] = {}
-    for labels, count in total.items():
-        per_region.setdefault(dict(labels).get("region", ""), [0.0, 0.0])[1] += count
-    for labels, count in failed.items():
-        per_region.setdefault(dict(labels).get("region", ""), [0.0, 0.0])[0] += count
     offset = time.monotonic() - time.time()
     samples = [
-        {"probe": "slo_error_ratio", "at_monotonic": start + offset, "value": e / n if n else None,
-         "ok": bool(n), "region": region, "error": "" if n else "no user request"}
-        for region, (e, n) in sorted(per_region.items())
+        {"probe": "slo_error_ratio", "at_monotonic": start + offset, "value": e / n, "ok": True,
+         "region": region, "error": ""}
+        for region, (e, n) in sorted(served.items())
     ]  # fmt: skip
-    detail = ", ".join(f"{region or '?'} {e:g}/{n:g}" for region, (e, n) in sorted(per_region.items()))
-    evidence = f"{errors_count:g} of {requests_count:g} user requests answered 5xx ({detail}; {how})"
+    detail = ", ".join(f"{region or '?'} {e:g}/{n:g}" for region, (e, n) in sorted(served.items()))
+    evidence = (
+        f"worst region {worst_region or '?'}: {errors_count:g} of {requests_count:g} user requests answered "
+        f"5xx (all regions: {detail}; {how})"
+    )
     measurement = {"name": "slo_error_ratio", "value": ratio, "unit": "ratio", "source": "prometheus",
                    "evidence": evidence, "lower_bound": False}  # fmt: skip
     return {**base, "value": ratio, "samples": samples, "measurements": [measurement]}
