@@ -431,10 +431,14 @@ def _read_value(kind: Any, value: Any, where: str) -> Any:
         except ValueError:
             allowed = ", ".join(member.value for member in kind)
             raise RecordError(where, f"expected one of {allowed}, got {_shown(value)}") from None
-    if origin is Mapping or kind is Mapping:
+    if origin in (Mapping, dict) or kind in (Mapping, dict):
         if not isinstance(value, Mapping):
             raise RecordError(where, f"expected an object, got {_shown(value)}")
         return dict(value)
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            raise RecordError(where, f"expected a list, got {_shown(value)}")
+        return [_read_value(args[0], item, f"{where}[{i}]") for i, item in enumerate(value)]
     if origin is tuple:
         if not isinstance(value, list | tuple):
             raise RecordError(where, f"expected a list, got {_shown(value)}")
