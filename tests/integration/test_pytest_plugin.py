@@ -21,6 +21,8 @@ redis: {{sentinel_quorum: 2, sentinels: 3, down_after: 1s, failover_timeout: 3s}
 postgres: {{failover: manual}}
 targets:
   failover_time: {{measure: failover_seconds, at_most: {limit}, critical: true}}
+experiments:
+  - {{path: {experiment}, targets: [failover_time]}}
 """
 
 USER_TEST = f"""\
@@ -35,7 +37,7 @@ def test_redis_primary_failure(chaos_experiment):
 def test_chaos_experiment_fixture_passes_or_fails_with_measured_vs_target(
     tmp_path: Path, limit: str, outcome: str
 ) -> None:
-    (tmp_path / "scenario.yaml").write_text(SCENARIO.format(limit=limit))
+    (tmp_path / "scenario.yaml").write_text(SCENARIO.format(limit=limit, experiment=EXPERIMENT))
     (tmp_path / "test_resilience.py").write_text(USER_TEST)
     result = subprocess.run(
         [
