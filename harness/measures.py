@@ -368,7 +368,10 @@ def _censored(run: CanaryRun, window: Window, opened: str) -> RegionOutage:
             f"{window.region}: {opened}, recovered at {_fmt(window.end_seconds)} (answer of the first of "
             f"{RECOVERY_SUCCESSES} consecutive successes); {window.failed_requests} failed requests",
         )
-    if undone is not None:
+    last = max(answer_seconds(s) for s in run.samples if s.region == window.region)
+    # Censored at the undo only when the samples show the region still failing then (a probe's
+    # canary may have stopped earlier: then the bound is its last sample).
+    if undone is not None and (window.end_seconds is not None or last >= undone):
         return RegionOutage(
             window.region,
             window,
@@ -377,13 +380,12 @@ def _censored(run: CanaryRun, window: Window, opened: str) -> RegionOutage:
             f"{window.region}: {opened}, still failing when the fault was undone at {_fmt(undone)}: "
             "the recovery may be the undo's doing, so the outage is at least this long",
         )
-    last = max(answer_seconds(s) for s in run.samples if s.region == window.region)
     return RegionOutage(
         window.region,
         window,
         last - window.start_seconds,
         True,
-        f"{window.region}: {opened}, still failing at the last sample ({_fmt(last)}) when the run ended",
+        f"{window.region}: {opened}, still failing at the last sample ({_fmt(last)})",
     )
 
 
@@ -463,7 +465,8 @@ def rto_seconds(record: RunRecord) -> Measurement | None:
     still = [w for w in windows if w.end_seconds is None or (undone is not None and w.end_seconds > undone)]
     if still:
         regions = ", ".join(sorted({w.region for w in still}))
-        if undone is not None:
+        last = max(answer_seconds(s) for s in run.samples if s.region in {w.region for w in still})
+        if undone is not None and (any(w.end_seconds is not None for w in still) or last >= undone):
             return Measurement(
                 name,
                 undone - fault.applied_at_seconds,
@@ -473,13 +476,12 @@ def rto_seconds(record: RunRecord) -> Measurement | None:
                 f"(fault at {_fmt(fault.applied_at_seconds)}): the recovery may be the undo's doing",
                 lower_bound=True,
             )
-        last = max(answer_seconds(s) for s in run.samples)
         return Measurement(
             name,
             last - fault.applied_at_seconds,
             "seconds",
             CANARY,
-            f"{regions} still failing at the last sample ({_fmt(last)}) when the run ended",
+            f"{regions} still failing at the last sample ({_fmt(last)})",
             lower_bound=True,
         )
     last_window = max(windows, key=lambda w: w.end_seconds or 0.0)

@@ -66,6 +66,18 @@ def test_still_failing_at_the_run_end_is_a_lower_bound_to_the_last_sample() -> N
     assert rto.value == pytest.approx(last_answer - 10.0) and rto.lower_bound is True
 
 
+def test_samples_that_stop_before_the_undo_bound_the_outage_at_the_last_sample() -> None:
+    # A probe's own canary stopped at 15 s while still failing; the fault was undone at 20 s.
+    samples = _stream(EAST, Outage(10.0, 99.0), end=15.0)
+    window = record(samples, [fault(10.0, 20.0)], _started(EAST), 15.0)
+    last_answer = max(measures.answer_seconds(s) for s in samples)
+    for name in ("failover_seconds", "rto_seconds"):
+        measured = measures.measure(window, name)
+        assert measured.value == pytest.approx(last_answer - 10.0), name
+        assert measured.lower_bound is True
+        assert f"still failing at the last sample ({last_answer:.3f} s)" in measured.evidence
+
+
 def test_a_request_in_flight_when_the_fault_began_opens_the_window_at_the_fault() -> None:
     # The request sent at 10.0 s is still in flight when the server dies at 10.0005 s.
     samples = _stream(EAST, Outage(10.0005, 12.0), end=20.0)
