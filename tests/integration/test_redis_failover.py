@@ -31,6 +31,8 @@ targets:
   promotion_time: {{measure: promotion_seconds, at_most: 30s}}
   rto: {{measure: rto_seconds, at_most: 60s}}
   lost_writes: {{measure: lost_writes_count, at_most: 1000}}
+experiments:
+  - {{path: {experiment}, targets: [failover_time, detection_time, promotion_time, rto, lost_writes]}}
 """
 
 
@@ -53,7 +55,7 @@ def _harness(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def _scenario(tmp_path: Path, failover: str) -> Path:
     path = tmp_path / "skeleton.yaml"
-    path.write_text(SCENARIO.format(failover=failover))
+    path.write_text(SCENARIO.format(failover=failover, experiment=EXPERIMENT))
     return path
 
 
