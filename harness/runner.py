@@ -37,10 +37,10 @@ from harness.watchers import PatroniWatcher, SentinelWatcher
 
 Progress = Callable[[str], None]
 GUARD_INTERVAL_SECONDS = 0.25
-# The error-ratio guardrail judges the canary requests answered so far once there are this many
-# (so one failed request at the start is not a 100 % blast radius), and the sliding window once
-# the run is older than the window. A frozen target answers once per request timeout, so the
-# several canaries of a run reach 20 within a few seconds.
+# The error-ratio guardrail judges the canary requests so far once they weigh this many (so one
+# failed request at the start is not a 100 % blast radius), and the sliding window once the run is
+# older than the window. A request counts for the requests its canary would have sent while it
+# waited: a frozen target answers once per request timeout, and those users all waited.
 GUARD_MIN_SAMPLES = 20
 SETTLE_SECONDS = 0.5  # canaries keep sampling this long after the rollbacks
 CHAOSLIB_SETTINGS = {"runtime": {"rollbacks": {"strategy": "always"}}}
@@ -127,7 +127,11 @@ class _Guard:
         limit = self._limits.max_error_ratio
         if limit is None:
             return ""
-        samples = [s for c in self._canaries for s in c.samples()]
+        samples = [
+            {**s, "weight": max(1.0, float(s.get("latency_seconds") or 0.0) / c.interval_seconds)}
+            for c in self._canaries
+            for s in c.samples()
+        ]
         return error_ratio_crossing(samples, self._started_monotonic, now, self._limits.window_seconds, limit)
 
 
@@ -136,12 +140,14 @@ def error_ratio_crossing(
 ) -> str:
     """Why the canary error ratio crosses `limit`, or "": over every request since the run started
     while the run is younger than the window, over the last `window_seconds` after that; judged
-    once GUARD_MIN_SAMPLES requests are in."""
+    once the requests weigh GUARD_MIN_SAMPLES. A sample's `weight` (default 1) is how many
+    requests it stands for."""
     since = max(started_monotonic, now - window_seconds)
     recent = [s for s in samples if s["at_monotonic"] >= since]
-    if len(recent) < GUARD_MIN_SAMPLES:
+    total = sum(float(s.get("weight", 1.0)) for s in recent)
+    if total < GUARD_MIN_SAMPLES:
         return ""
-    ratio = sum(1 for s in recent if not s["ok"]) / len(recent)
+    ratio = sum(float(s.get("weight", 1.0)) for s in recent if not s["ok"]) / total
     if ratio <= limit:
         return ""
     span = (
@@ -149,7 +155,7 @@ def error_ratio_crossing(
         if since > started_monotonic
         else f"the first {now - started_monotonic:.1f} s of the run"
     )
-    return f"canary error ratio {ratio:.0%} over {span} ({len(recent)} requests), guardrail {limit:.0%}"
+    return f"canary error ratio {ratio:.0%} over {span} ({total:.0f} requests), guardrail {limit:.0%}"
 
 
 class _SignalNotes:

@@ -57,3 +57,60 @@ def test_duration_guardrail_aborts_a_fault_held_too_long(estate: Estate, tmp_pat
     assert 0 <= fault["undone_at_seconds"] - crossed["at_seconds"] <= ABORT_SECONDS
     assert any("max_duration" in reason for reason in run["grade"]["reasons"])
     assert wait_until_steady(estate, state) == []
+
+
+def test_error_ratio_guardrail_fires_before_its_first_window_is_full(estate: Estate, tmp_path: Path) -> None:
+    """The window (1 min) is longer than the fault (a 6 s freeze): judged over the requests so far."""
+    experiment = tmp_path / "short-freeze.yaml"
+    experiment.write_text((EXPERIMENTS / "pause-primary.yaml").read_text().replace("after: 60", "after: 6"))
+    scenario = write_scenario(
+        tmp_path / "long-window.yaml",
+        "guardrails: {max_error_ratio: 20%, window: 1min, max_duration: 10min}\n",
+        experiments=[experiment],
+    )
+    out, state = tmp_path / "out", tmp_path / "state"
+    result = run_harness(
+        estate, state, "run", str(experiment), "--scenario", str(scenario),
+        "--endpoints", str(estate.endpoints_path), "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    (run_file,) = out.glob("*/run.json")
+    run = json.loads(run_file.read_text())
+    (crossed,) = [e for e in run["record"]["events"] if e["kind"] == "guardrail.crossed"]
+    (fault,) = run["record"]["faults"]
+    assert "error ratio" in crossed["detail"]["reason"] and "first" in crossed["detail"]["reason"]
+    assert crossed["at_seconds"] - fault["applied_at_seconds"] < 6, "it fired only after the fault ended"
+    assert 0 <= fault["undone_at_seconds"] - crossed["at_seconds"] <= ABORT_SECONDS
+    assert run["grade"]["verdict"] == "fail"
+    assert any("guardrail" in reason for reason in run["grade"]["reasons"])
+    assert wait_until_steady(estate, state) == []
+
+
+def _samples(oks: list[bool], start: float = 0.0, step: float = 0.05) -> list[dict]:
+    return [{"at_monotonic": start + i * step, "ok": ok} for i, ok in enumerate(oks)]
+
+
+def test_error_ratio_is_judged_over_the_requests_so_far_then_the_sliding_window() -> None:
+    from harness.runner import GUARD_MIN_SAMPLES, error_ratio_crossing
+
+    # Fewer requests than the minimum: never judged, even all failed.
+    few = _samples([False] * (GUARD_MIN_SAMPLES - 1))
+    assert error_ratio_crossing(few, 0.0, 1.0, 60.0, 0.2) == ""
+    # Young run (1.2 s of a 60 s window): every request so far counts.
+    young = _samples([True] * 10 + [False] * 14)
+    reason = error_ratio_crossing(young, 0.0, 1.2, 60.0, 0.2)
+    assert "58%" in reason and "first 1.2 s" in reason and "24 requests" in reason
+    # Old run: only the last window counts; failures before it are forgotten.
+    old = _samples([False] * 40, start=0.0) + _samples([True] * 40, start=10.0)
+    assert error_ratio_crossing(old, 0.0, 12.0, 5.0, 0.2) == ""
+    assert "last 11 s" in error_ratio_crossing(old, 0.0, 12.0, 11.0, 0.2)
+
+
+def test_a_timed_out_request_counts_for_the_requests_it_held_up() -> None:
+    from harness.runner import error_ratio_crossing
+
+    # 40 quick successes, then 2 timeouts of 1 s at 20 Hz: 40 requests' worth of failures.
+    samples = _samples([True] * 40) + [
+        {"at_monotonic": 2.0 + i, "ok": False, "weight": 20.0} for i in range(2)
+    ]
+    assert "50%" in error_ratio_crossing(samples, 0.0, 4.0, 60.0, 0.2)

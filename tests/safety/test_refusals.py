@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -77,12 +78,12 @@ def test_production_target_is_refused_without_both_consents(
 
 
 def test_production_target_runs_with_both_consents(estate: Estate, tmp_path: Path) -> None:
-    scenario = write_scenario(tmp_path / "prod.yaml")
+    experiment = tmp_path / "brief.yaml"
+    experiment.write_text((EXPERIMENTS / "pause-replica.yaml").read_text().replace("after: 30", "after: 0.5"))
+    scenario = write_scenario(tmp_path / "prod.yaml", experiments=[experiment])
     scenario.write_text(
         scenario.read_text().replace("environment: sandbox\n", PRODUCTION + "allow_production: true\n")
     )
-    experiment = tmp_path / "brief.yaml"
-    experiment.write_text((EXPERIMENTS / "pause-replica.yaml").read_text().replace("after: 30", "after: 0.5"))
     result = run_harness(
         estate, tmp_path / "state", "run", str(experiment), "--scenario", str(scenario),
         "--endpoints", str(estate.endpoints_path), "--out", str(tmp_path / "out"), "--allow-production",
@@ -115,3 +116,73 @@ def test_run_refuses_while_a_fault_is_open_and_recover_undoes_it(estate: Estate,
 
     again = run_harness(estate, state, "recover", "--dir", str(state))
     assert again.returncode == 0 and "no open faults" in again.stderr
+
+
+def _children_while_running(process) -> list[str]:
+    """Every child process seen while `process` ran (polled every 10 ms)."""
+    import psutil
+
+    seen: dict[int, str] = {}
+    while process.poll() is None:
+        try:
+            for child in psutil.Process(process.pid).children(recursive=True):
+                seen.setdefault(child.pid, " ".join(child.cmdline())[:120])
+        except psutil.Error:
+            pass
+        time.sleep(0.01)
+    return list(seen.values())
+
+
+@pytest.mark.parametrize(
+    ("command", "refusal"),
+    [
+        ("suite", "production"),
+        ("gate", "production"),
+        ("suite", "open-fault"),
+        ("suite", "busy"),
+        ("suite", "bad-input"),
+    ],
+)
+def test_a_refused_suite_starts_no_process(
+    estate: Estate, tmp_path: Path, command: str, refusal: str
+) -> None:
+    from harness import locking
+
+    from .trials import processes_mentioning, start_harness, suite_scenario
+
+    state, out, log = tmp_path / "state", tmp_path / "out", tmp_path / "suite.log"
+    experiment = EXPERIMENTS / ("missing.yaml" if refusal == "bad-input" else "pause-replica.yaml")
+    scenario = suite_scenario(tmp_path / "suite.yaml", [experiment])
+    if refusal == "production":
+        scenario.write_text(scenario.read_text().replace("environment: sandbox\n", PRODUCTION))
+    if refusal == "open-fault":
+        from actions.instances import pause_instance
+
+        configuration = {**estate.endpoints, "harness_state_dir": str(state), "run_id": "crashed-run"}
+        pause_instance("redis-eu-west-1", configuration=configuration)
+    expected = {"production": 3, "open-fault": 3, "busy": 3, "bad-input": 2}[refusal]
+    with locking.target_lock(state, "safety") if refusal == "busy" else _nothing():
+        process = start_harness(estate, state, log, command, "--scenario", str(scenario), "--out", str(out))
+        children = _children_while_running(process)
+    output = log.read_text()
+    try:
+        assert process.returncode == expected, output
+        assert children == [], f"the refused {command} started {children}"
+        assert not (out / "sandbox").exists()
+        assert processes_mentioning(str(tmp_path)) == []
+        assert "Traceback" not in output
+        assert {
+            "production": "environment: production targets are refused",
+            "open-fault": "still applied (actions.instances.pause_instance on redis-eu-west-1)",
+            "busy": "target 'safety' is busy",
+            "bad-input": "missing.yaml",
+        }[refusal] in output
+    finally:
+        if refusal == "open-fault":
+            assert run_harness(estate, state, "recover", "--dir", str(state)).returncode == 0
+    assert wait_until_steady(estate, state) == []
+
+
+@contextlib.contextmanager
+def _nothing():
+    yield

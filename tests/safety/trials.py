@@ -7,7 +7,7 @@ checks the estate: no open fault in the ledger, every component running and not 
 proxy enabled with only the toxics it started with, no load generator left, and a
 Sentinel-named primary that takes writes with both replicas attached.
 
-The signal matrix (`matrix_experiment`, `run_matrix_case`) runs one experiment per local fault
+The signal matrix (`run_matrix_case`, experiments/matrix-*.yaml) runs one experiment per local fault
 kind (instance failure, partition, latency, load), each with a steady-state probe, a background
 `recovery-time` probe and a slow rollback, and lands the signal in a chosen phase by watching the
 run's progress lines and the ledger. From the signal it polls the fault proxy and the process
@@ -33,7 +33,6 @@ from typing import Any
 
 import psutil
 import redis
-import yaml
 
 from harness import ledger, sandbox
 from harness.sandbox.examples import example_scenario
@@ -78,8 +77,12 @@ class Estate:
         }
 
 
-def write_scenario(path: Path, extra: str = "") -> Path:
-    path.write_text(SCENARIO + extra)
+def write_scenario(path: Path, extra: str = "", experiments: list[Path] | None = None) -> Path:
+    """The safety scenario (plus `extra` lines), listing `experiments` (default: every safety
+    experiment) with the rto target, so that their runs are graded."""
+    listed = experiments if experiments is not None else sorted(EXPERIMENTS.glob("*.yaml"))
+    listing = "".join(f"  - {{path: {e}, cadence: daily, targets: [rto]}}\n" for e in listed)
+    path.write_text(SCENARIO + extra + "experiments:\n" + listing)
     return path
 
 
@@ -134,6 +137,32 @@ def start_run(
             stderr=subprocess.STDOUT,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
+
+
+def start_harness(estate: Estate, state_dir: Path, log_path: Path, *args: str) -> subprocess.Popen[bytes]:
+    """`python -m harness ARGS` in the background, SIGINT reset to Ctrl-C, output to `log_path`."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            harness_command(*args),
+            cwd=ROOT,
+            env=estate.env(state_dir),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+
+
+def wait_for_output(
+    log_path: Path, pattern: str, process: subprocess.Popen[bytes], timeout: float = 60
+) -> bool:
+    """Whether the process printed a line matching `pattern` (regex) within `timeout` seconds."""
+    return _wait_for_line(log_path, pattern, process, timeout)
+
+
+def suite_scenario(path: Path, experiments: list[Path], extra: str = "") -> Path:
+    """The safety scenario listing only `experiments` (daily), for `harness suite`."""
+    return write_scenario(path, extra, experiments)
 
 
 def run_harness(
@@ -365,116 +394,12 @@ KINDS = ("instance", "partition", "latency", "load")
 PHASES = ("baseline", "steady-state", "method", "rollbacks", "report")
 UNDO_LIMIT_SECONDS = 2.0  # signal -> the fault's effect gone, on the proxy and the process table
 EXIT_LIMIT_SECONDS = 20.0  # signal -> the harness has exited (a 60 s background probe would pass it)
-_KILLED = "redis-ap-southeast-1"
-
-_FAULTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    "instance": (
-        {"module": "actions.instances", "func": "stop_instance", "arguments": {"component": _KILLED}},
-        {"module": "actions.instances", "func": "start_instance", "arguments": {"component": _KILLED}},
-    ),
-    "partition": (
-        {
-            "module": "actions.network",
-            "func": "partition_regions",
-            "arguments": {"a": "eu-west-1", "b": "us-east-1"},
-        },
-        {
-            "module": "actions.network",
-            "func": "heal_regions",
-            "arguments": {"a": "eu-west-1", "b": "us-east-1"},
-        },
-    ),
-    "latency": (
-        {
-            "module": "actions.network",
-            "func": "add_latency",
-            "arguments": {"a": "ap-southeast-1", "b": "us-east-1", "latency_ms": 300},
-        },
-        {
-            "module": "actions.network",
-            "func": "remove_latency",
-            "arguments": {"a": "ap-southeast-1", "b": "us-east-1"},
-        },
-    ),
-    "load": (
-        {
-            "module": "actions.load",
-            "func": "start_load",
-            "arguments": {"duration_seconds": 60, "requests_per_minute": {"us-east-1": 300}},
-        },
-        {"module": "actions.load", "func": "stop_load", "arguments": {}},
-    ),
-}
 
 
-def matrix_experiment(
-    kind: str, hold_seconds: float = 3.0, rollback_pause_seconds: float = 3.0
-) -> dict[str, Any]:
-    """An experiment of one fault kind with every phase long enough to land a signal in: a 2 s
-    steady-state probe, a background `recovery-time` probe (60 s timeout), the fault held
-    `hold_seconds`, and a rollback that waits `rollback_pause_seconds` before undoing it."""
-    apply, undo = _FAULTS[kind]
-    return {
-        "title": f"Safety matrix: {kind}",
-        "description": f"A {kind} fault with a slow steady state, a background probe and a slow rollback.",
-        "tags": ["safety", "matrix", kind],
-        "extensions": [
-            {
-                "name": "harness",
-                "canary": {"kinds": ["redis"]},
-                "sandbox_components": ["redis", "proxy", "api"],
-            }
-        ],
-        "steady-state-hypothesis": {
-            "title": "a slow steady-state check",
-            "probes": [
-                {
-                    "type": "probe",
-                    "name": "slow-check",
-                    "tolerance": 0,
-                    "provider": {"type": "process", "path": "sleep", "arguments": "2"},
-                }
-            ],
-        },
-        "method": [
-            {
-                "type": "probe",
-                "name": "recovery-time",
-                "background": True,
-                "provider": {
-                    "type": "python",
-                    "module": "probes.recovery",
-                    "func": "recovery_time",
-                    "arguments": {
-                        "timeout_seconds": 60,
-                        "kinds": ["redis"],
-                        "rate_hz": 10,
-                        "stable_seconds": 2,
-                    },
-                },
-            },
-            {
-                "type": "action",
-                "name": f"apply-{kind}",
-                "provider": {"type": "python", **apply},
-                "pauses": {"after": hold_seconds},
-            },
-        ],
-        "rollbacks": [
-            {
-                "type": "action",
-                "name": f"undo-{kind}",
-                "provider": {"type": "python", **undo},
-                "pauses": {"before": rollback_pause_seconds},
-            }
-        ],
-    }
-
-
-def write_matrix_experiment(directory: Path, kind: str) -> Path:
-    path = directory / f"matrix-{kind}.yaml"
-    path.write_text(yaml.safe_dump(matrix_experiment(kind), sort_keys=False))
-    return path
+def matrix_experiment_path(kind: str) -> Path:
+    """The signal matrix's experiment of one fault kind: a 2 s steady-state probe, a background
+    `recovery-time` probe (60 s timeout), the fault held 3 s, and a rollback that waits 3 s."""
+    return EXPERIMENTS / f"matrix-{kind}.yaml"
 
 
 def fault_effects(estate: Estate) -> list[str]:
@@ -588,7 +513,7 @@ def run_matrix_case(
     the undo from outside, then check the exit, the message, the estate and the process table."""
     case_dir = work_dir / f"{kind}-{phase}-{signal_.name}-{time.monotonic_ns()}"
     case_dir.mkdir(parents=True)
-    experiment = write_matrix_experiment(case_dir, kind)
+    experiment = matrix_experiment_path(kind)
     log_path = case_dir / "run.log"
     out_dir = case_dir / "out"
     started_wall = time.time()
