@@ -1,11 +1,16 @@
-"""Interrupt 100 runs at random moments; count what was left behind and time the way back to clean.
+"""Interrupt runs at random moments; count what was left behind and time the undo from outside.
 
-Run alone: `.venv/bin/python benchmarks/interrupts.py [--trials 100] [--seed N]`. Starts one
-Redis + fault-proxy sandbox, then for each trial runs `harness run` on one of the safety
-experiments (pause or kill a replica, latency, a partition), sends SIGINT, SIGTERM (sometimes
-twice) or SIGKILL followed by `harness recover`, and checks the estate (tests/safety/trials.py).
-Prints one line per trial, then how many trials left anything behind and the time from the
-signal to a verified clean state. Exits 1 when any trial left something behind.
+Run alone: `.venv/bin/python benchmarks/interrupts.py [--count 100] [--seed N]`. Starts one
+Redis + regional API + fault-proxy sandbox, then for each interrupt runs `harness run` on the
+signal matrix's experiment of a random fault kind (instance failure, partition, latency, load;
+tests/safety/experiments/matrix-*.yaml), waits for a random phase (baseline, steady state, the
+fault held with a background probe running, the rollbacks, storing the record) plus a random
+0-1 s, and sends SIGINT, SIGTERM or SIGKILL (then `harness recover`). From the signal it polls
+the fault proxy and the process table until the fault's effect is gone (tests/safety/trials.py).
+
+Reports: faults left after the rollback (SIGINT/SIGTERM), faults left after `harness recover`,
+processes leaked, and signal -> fault undone p50/p95/max over the interrupts that landed while a
+fault was applied. Goal: 0 / 0 / 0, p95 <= 2 s. Exits 1 when anything was left behind.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import argparse
 import collections
 import random
-import statistics
+import signal
 import sys
 import tempfile
 import time
@@ -21,58 +26,71 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.safety.trials import plan_trials, run_trial, running_estate
+from harness.measures import percentile
+from tests.safety.trials import KINDS, run_matrix_case, running_estate
 
-
-def _quantile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+# Phases with a fault applied come up more often: that is where an undo is timed.
+PHASE_WEIGHTS = {"baseline": 1, "steady-state": 1, "method": 4, "rollbacks": 2, "report": 1}
+SIGNAL_WEIGHTS = {signal.SIGINT: 2, signal.SIGTERM: 2, signal.SIGKILL: 1}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--count", type=int, default=100, help="number of interrupts (default 100)")
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 32)
-    print(f"seed {seed}, {args.trials} trials")
+    rng = random.Random(seed)
+    print(f"seed {seed}, {args.count} interrupts", flush=True)
     started = time.monotonic()
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="harness-interrupts-") as temporary:
         work = Path(temporary)
         with running_estate(work) as estate:
             state_dir = work / "state"
-            for trial in plan_trials(args.trials, seed):
-                outcome = run_trial(estate, trial, state_dir, work)
+            for index in range(args.count):
+                kind = rng.choice(KINDS)
+                phase = rng.choices(list(PHASE_WEIGHTS), weights=list(PHASE_WEIGHTS.values()))[0]
+                signal_ = rng.choices(list(SIGNAL_WEIGHTS), weights=list(SIGNAL_WEIGHTS.values()))[0]
+                delay = round(rng.uniform(0.0, 1.0), 3)
+                outcome = run_matrix_case(estate, kind, phase, signal_, state_dir, work, delay)
                 outcomes.append(outcome)
+                undo = "-" if outcome.undo_seconds is None else f"{outcome.undo_seconds:.3f} s"
                 verdict = "clean" if outcome.is_clean else "LEFT: " + "; ".join(outcome.problems)
                 print(
-                    f"{trial.describe()}: exit {outcome.exit_code}, {outcome.phase}, "
-                    f"{outcome.clean_seconds:.2f} s to clean, {verdict}",
+                    f"#{index} {kind} {phase} +{delay:.2f} s {signal_.name}: exit {outcome.exit_code}, "
+                    f"fault applied at the signal: {bool(outcome.visible_at_signal)}, undone after {undo}, "
+                    f"exited after {outcome.exit_seconds:.2f} s; {verdict}",
                     flush=True,
                 )
+    graceful = [o for o in outcomes if o.signal is not signal.SIGKILL]
+    after_rollback = sum(1 for o in graceful if o.left_after_exit)
+    after_recover = sum(1 for o in outcomes if o.left_after_recover)
+    leaked = sum(len(o.leaked) for o in outcomes)
+    timed = [o.undo_seconds for o in graceful if o.visible_at_signal and o.undo_seconds is not None]
+    never = [o for o in graceful if o.visible_at_signal and o.undo_seconds is None]
     dirty = [o for o in outcomes if not o.is_clean]
-    phases = collections.Counter(o.phase for o in outcomes)
-    signals = collections.Counter(o.trial.signal.name + (" x2" if o.trial.twice else "") for o in outcomes)
-    to_clean = [o.clean_seconds for o in outcomes if o.is_clean]
     print()
-    print(f"trials: {len(outcomes)} in {time.monotonic() - started:.0f} s (seed {seed})")
-    print(f"phases at the signal: {dict(phases)}")
-    print(f"signals: {dict(signals)}")
-    print(f"left something behind: {len(dirty)} of {len(outcomes)}")
-    if to_clean:
+    print(f"interrupts: {len(outcomes)} in {time.monotonic() - started:.0f} s (seed {seed})")
+    print(f"signals: {dict(collections.Counter(o.signal.name for o in outcomes))}")
+    print(f"phases: {dict(collections.Counter(o.phase for o in outcomes))}")
+    print(f"kinds: {dict(collections.Counter(o.kind for o in outcomes))}")
+    print(f"faults left after the rollback (SIGINT/SIGTERM): {after_rollback} of {len(graceful)}")
+    print(f"faults left after harness recover: {after_recover}")
+    print(f"processes leaked: {leaked}")
+    if timed:
         print(
-            f"signal -> verified clean: median {statistics.median(to_clean):.2f} s, "
-            f"p95 {_quantile(to_clean, 0.95):.2f} s, max {max(to_clean):.2f} s"
+            f"signal -> fault undone over {len(timed)} interrupts with a fault applied: "
+            f"p50 {percentile(timed, 0.5):.3f} s, p95 {percentile(timed, 0.95):.3f} s, max {max(timed):.3f} s"
+            + (f" ({len(never)} never undone)" if never else "")
         )
-    by_signal = collections.defaultdict(list)
-    for outcome in outcomes:
-        if outcome.is_clean and outcome.phase == "mid-fault":
-            by_signal[outcome.trial.signal.name].append(outcome.clean_seconds)
-    for name, values in sorted(by_signal.items()):
-        print(f"  mid-fault {name}: median {statistics.median(values):.2f} s over {len(values)} trials")
+    exits = [o.exit_seconds for o in graceful]
+    if exits:
+        p50, p95 = percentile(exits, 0.5), percentile(exits, 0.95)
+        print(f"signal -> exit: p50 {p50:.2f} s, p95 {p95:.2f} s, max {max(exits):.2f} s")
+    print(f"interrupts with any problem: {len(dirty)}")
     for outcome in dirty:
-        print(f"  {outcome.trial.describe()}: {'; '.join(outcome.problems)}")
+        print(f"  {outcome.kind} {outcome.phase} {outcome.signal.name}: {'; '.join(outcome.problems)}")
     return 1 if dirty else 0
 
 

@@ -489,15 +489,24 @@ class MatrixOutcome:
     reached: bool  # the run was in the phase when the signal was sent
     exit_code: int
     visible_at_signal: tuple[str, ...]  # the fault's effect when the signal was sent
-    undo_seconds: float | None  # signal -> effect gone (None: never gone before the deadline)
+    undo_seconds: float | None  # signal -> effect gone (None: still there when the run ended)
     exit_seconds: float
-    message: str  # the harness's last stderr line
+    message: str  # the harness's line saying what was undone
+    left_after_exit: tuple[str, ...]  # open faults and visible effects once the harness exited
+    left_after_recover: tuple[str, ...]  # the same after `harness recover` (run only if needed)
+    leaked: tuple[str, ...]  # processes of the run still alive at the end
     problems: tuple[str, ...]
     log: str
 
     @property
     def is_clean(self) -> bool:
         return not self.problems
+
+
+def _left(estate: Estate, state_dir: Path) -> list[str]:
+    return [f"open fault: {f.action} on {f.target}" for f in ledger.open_faults(state_dir)] + fault_effects(
+        estate
+    )
 
 
 def run_matrix_case(
@@ -510,16 +519,19 @@ def run_matrix_case(
     delay_seconds: float = 0.0,
 ) -> MatrixOutcome:
     """Run the `kind` experiment, signal it in `phase` (`delay_seconds` after reaching it), time
-    the undo from outside, then check the exit, the message, the estate and the process table."""
+    the undo from outside, then check the exit, the message, the estate and the process table.
+    After SIGKILL (nothing can be undone in the process) `harness recover` runs, and is checked."""
     case_dir = work_dir / f"{kind}-{phase}-{signal_.name}-{time.monotonic_ns()}"
     case_dir.mkdir(parents=True)
     experiment = matrix_experiment_path(kind)
     log_path = case_dir / "run.log"
     out_dir = case_dir / "out"
+    killed = signal_ is signal.SIGKILL
     started_wall = time.time()
     process = start_run(estate, experiment, state_dir, out_dir, log_path)
     problems: list[str] = []
     undo_seconds: float | None = None
+    visible: tuple[str, ...] = ()
     try:
         reached = reach_phase(phase, process, log_path, state_dir, started_wall)
         if delay_seconds:
@@ -528,7 +540,7 @@ def run_matrix_case(
         signalled = time.monotonic()
         process.send_signal(signal_)
         deadline = signalled + EXIT_LIMIT_SECONDS
-        while time.monotonic() < deadline:
+        while not killed and time.monotonic() < deadline:
             if not fault_effects(estate):
                 undo_seconds = time.monotonic() - signalled
                 break
@@ -542,30 +554,48 @@ def run_matrix_case(
         if process.poll() is None:
             process.kill()
             process.wait()
+    left_after_exit = tuple(_left(estate, state_dir))
+    left_after_recover: tuple[str, ...] = ()
+    if left_after_exit or killed:
+        recovered = run_harness(estate, state_dir, "recover", "--dir", str(state_dir))
+        if recovered.returncode != 0:
+            problems.append(
+                f"harness recover exited {recovered.returncode}: {recovered.stderr.strip()[-300:]}"
+            )
+        left_after_recover = tuple(_left(estate, state_dir))
     log = log_path.read_text(errors="replace")
     lines = [line for line in log.splitlines() if line.strip()]
-    message = next((line for line in reversed(lines) if "interrupted by" in line), lines[-1] if lines else "")
+    message = next((line for line in reversed(lines) if "interrupted by" in line), "")
     if not reached:
         problems.append(f"the run never reached {phase}")
-    if code != 128 + signal_:
-        problems.append(f"expected exit {128 + signal_} after {signal_.name}, got {code}")
-    if f"harness: interrupted by {signal_.name}: " not in message:
-        problems.append(f"no line saying what was undone (last line: {message!r})")
-    if visible and "undid" not in message:
-        problems.append(
-            f"the fault was visible at the signal ({'; '.join(visible)}) but the line names no undo"
-        )
-    if undo_seconds is None:
-        problems.append("the fault's effect was still visible when the run ended")
-    elif visible and undo_seconds > UNDO_LIMIT_SECONDS:
-        problems.append(
-            f"fault undone {undo_seconds:.2f} s after the signal (limit {UNDO_LIMIT_SECONDS:g} s)"
-        )
-    if "Traceback" in log:
-        problems.append("the run printed a traceback")
-    if left := processes_mentioning(str(case_dir)):
-        problems.append(f"processes left: {left}")
-    if phase == "report" and reached:
+    if killed:
+        if code != -signal.SIGKILL:
+            problems.append(f"expected death by SIGKILL, got exit {code}")
+    else:
+        if code != 128 + signal_:
+            problems.append(f"expected exit {128 + signal_} after {signal_.name}, got {code}")
+        if f"harness: interrupted by {signal_.name}: " not in message:
+            problems.append(f"no line saying what was undone (last line: {lines[-1] if lines else ''!r})")
+        if visible and "undid" not in message:
+            problems.append(
+                f"the fault was visible at the signal ({'; '.join(visible)}) but the line names no undo"
+            )
+        if undo_seconds is None:
+            problems.append("the fault's effect was still visible when the run ended")
+        elif visible and undo_seconds > UNDO_LIMIT_SECONDS:
+            problems.append(
+                f"fault undone {undo_seconds:.2f} s after the signal (limit {UNDO_LIMIT_SECONDS:g} s)"
+            )
+        if left_after_exit:
+            problems.append(f"left after the rollback: {list(left_after_exit)}")
+        if "Traceback" in log:
+            problems.append("the run printed a traceback")
+    if left_after_recover:
+        problems.append(f"left after harness recover: {list(left_after_recover)}")
+    leaked = tuple(processes_mentioning(str(case_dir)))
+    if leaked:
+        problems.append(f"processes left: {list(leaked)}")
+    if phase == "report" and reached and not killed:
         problems += _stored(estate, state_dir, out_dir)
     problems += wait_until_steady(estate, state_dir)
     return MatrixOutcome(
@@ -578,6 +608,9 @@ def run_matrix_case(
         undo_seconds,
         exit_seconds,
         message,
+        left_after_exit,
+        left_after_recover,
+        leaked,
         tuple(problems),
         log,
     )
