@@ -195,4 +195,8 @@ def clean_up(state_dir: Path, store_url: str | None = None) -> Cleanup:
                 path.unlink(missing_ok=True)
                 removed.append(str(path))
         note.unlink(missing_ok=True)
+    for kind in (SANDBOXES_DIR, RUNS_DIR):  # the notes' own atomic writes
+        for path in _stray_temporaries(Path(state_dir) / kind):
+            path.unlink(missing_ok=True)
+            removed.append(str(path))
     return Cleanup(tuple(stopped), tuple(stored), tuple(removed), tuple(errors), tuple(busy))

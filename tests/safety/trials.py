@@ -383,6 +383,9 @@ def run_trial(estate: Estate, trial: Trial, state_dir: Path, work_dir: Path) -> 
     log = log_path.read_text(errors="replace")
     if "Traceback" in log and phase != "before-fault":
         problems.append("the run printed a traceback")
+    said = f"harness: interrupted by {trial.signal.name}: " in log
+    if trial.signal is not signal.SIGKILL and phase in ("mid-fault", "after-fault") and not said:
+        problems.append("no line saying what was undone")
     return Outcome(
         trial, code, phase, recover_output, tuple(problems), time.monotonic() - signal_monotonic, log
     )
