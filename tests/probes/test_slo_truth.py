@@ -9,6 +9,7 @@ which K answer 5xx must read K/N exactly, whatever the scrapes and health checks
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -53,8 +54,11 @@ def _status(url: str, body: bytes | None = None) -> int:
 @pytest.fixture(scope="module")
 def estate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     directory = tmp_path_factory.mktemp("slo-truth")
-    redis_port, ok_port, down_port, prometheus_port, closed_port = free_ports(5)
+    redis_port, ok_port, down_port, prometheus_port, closed_port, slow_port = free_ports(6)
     processes: list[subprocess.Popen[bytes]] = []
+    # A "Redis" that accepts connections and never answers: slow-region's requests hang, then 503.
+    silent = socket.create_server(("127.0.0.1", 0))
+    silent_port = silent.getsockname()[1]
     redis_server: list[subprocess.Popen[bytes]] = []
 
     def start(*command: str) -> None:
@@ -81,6 +85,7 @@ def estate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         for region, port, redis_target in (
             ("ok-region", ok_port, redis_port),
             ("down-region", down_port, closed_port),
+            ("slow-region", slow_port, silent_port),
         ):
             start(
                 sys.executable, "-m", "harness.sandbox.api_service", "--region", region, "--port", str(port),
@@ -95,6 +100,7 @@ def estate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
                     "static_configs": [
                         {"targets": [f"127.0.0.1:{ok_port}"], "labels": {"region": "ok-region"}},
                         {"targets": [f"127.0.0.1:{down_port}"], "labels": {"region": "down-region"}},
+                        {"targets": [f"127.0.0.1:{slow_port}"], "labels": {"region": "slow-region"}},
                     ],
                 }
             ],
@@ -105,16 +111,18 @@ def estate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             f"--storage.tsdb.path={directory / 'data'}", f"--web.listen-address=127.0.0.1:{prometheus_port}",
             "--log.level=warn",
         )  # fmt: skip
-        for port in (ok_port, down_port, prometheus_port):
+        for port in (ok_port, down_port, slow_port, prometheus_port):
             _wait_http(f"http://127.0.0.1:{port}/metrics")
         time.sleep(SCRAPE_WAIT_SECONDS)  # both APIs scraped before anything is counted
         yield {
             "prometheus_url": f"http://127.0.0.1:{prometheus_port}",
             "ok": f"http://127.0.0.1:{ok_port}",
             "down": f"http://127.0.0.1:{down_port}",
+            "slow": f"http://127.0.0.1:{slow_port}",
             "redis": redis_server[0],
         }
     finally:
+        silent.close()
         for process in processes:
             process.terminate()
         for process in processes:
@@ -187,3 +195,28 @@ def test_cpu_saturation_without_the_host_exporters_is_unknown(estate: dict[str, 
     )
     assert output["value"] is None and output["within_limit"] is None
     assert "node_exporter" in output["measurements"][0]["evidence"]
+
+
+def test_a_request_the_client_gave_up_on_is_still_counted(estate: dict[str, Any], tmp_path: Path) -> None:
+    """The server answered 503 after the client's timeout: the server's count must include it (a
+    request counted only once its answer was delivered would vanish from the server's witness)."""
+    state = tmp_path / "state"
+    configuration = {
+        "prometheus_url": estate["prometheus_url"],
+        "harness_state_dir": str(state),
+        "run_id": "slow",
+    }
+    fault = ledger.record_applied(
+        state, "actions.test.window", "apis", ledger.Undo("x", "y", {}), run_id="slow"
+    )
+    for index in range(3):
+        request = urllib.request.Request(
+            f"{estate['slow']}/api/v1/items/slow-{index}", data=b"x", method="POST"
+        )
+        with pytest.raises(OSError):  # the client gives up long before the API's 2 s backend timeout
+            urllib.request.urlopen(request, timeout=0.3)
+    time.sleep(2.5)  # one backend timeout, no retries: every request has been answered by now
+    ledger.record_undone(state, fault)
+    output = slo_error_ratio(configuration=configuration)
+    assert output["value"] == 1.0, output["measurements"][0]["evidence"]
+    assert "3 of 3 user requests" in output["measurements"][0]["evidence"]
