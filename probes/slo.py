@@ -4,9 +4,10 @@ The fault window runs from the first fault this run applied (the ledger's wall t
 a fault) to when the last one was undone, or now. Without a fault, the last `window_seconds`.
 
 * `slo_error_ratio`: user requests answered 5xx ÷ user requests in the worst region, from the
-  counters' values at the window's start and one scrape after its end (so exact counts, within
-  one scrape at each edge). The sandbox API creates every (route, code) series at 0 when it starts, and
-  ``/metrics`` and ``/api/v1/health`` (routes ``metrics`` and ``health``) are not user requests.
+  counters' raw samples scraped inside the window (exact counts of requests answered during it;
+  up to one scrape interval at each edge is not seen). The sandbox API creates every (route,
+  code) series at 0 when it starts, and ``/metrics`` and ``/api/v1/health`` (routes ``metrics``
+  and ``health``) are not user requests.
 * `cpu_saturation_ratio`: CPU seconds used per second ÷ cores, of the hosts of the system under
   test (node_exporter) and of each of its server process groups (process-exporter), over the
   window. Never a figure for Prometheus or the exporters: without those series it is unknown.
@@ -21,6 +22,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any
 
 from harness import ledger
@@ -67,9 +69,10 @@ def slo_error_ratio(
     """Share of user requests answered 5xx (0..1) over the fault window, from counter values.
 
     `requests` and `errors` select counters (by default the sandbox API's user requests and
-    their 5xx). Their increase per series between the window's start and one scrape after its
-    end gives exact counts; a series first seen inside the window counts from 0, a counter reset
-    inside the window makes the ratio unknown. The value is the worst region's ratio (regions
+    their 5xx). Their increase per series between the first and the last scrape inside the
+    window gives exact counts of requests answered during it (up to one scrape interval at each
+    edge unseen); a series born inside the window counts from 0, a counter reset inside the
+    window makes the ratio unknown. The value is the worst region's ratio (regions
     with no user request in the window are left out; none at all is unknown), per-region
     ratios are `samples`. `query` instead evaluates one ratio PromQL (which may use `{window}`,
     e.g. `90s`) at the window's end.
@@ -79,9 +82,8 @@ def slo_error_ratio(
     if query is not None:
         return _instant("slo_error_ratio", "ratio", query, window_seconds, configuration)
     start, end, how = fault_window(configuration, window_seconds)
-    read_at = end + SCRAPE_SECONDS
     base = {"query": f"{errors} / {requests}", "window_start_wall": start, "window_end_wall": end}
-    if _cancel.wait(read_at + _SETTLE_SECONDS - time.time(), configuration):
+    if _cancel.wait(end + _SETTLE_SECONDS - time.time(), configuration):
         evidence = "cancelled before the window's last scrape"
         return {
             **base,
@@ -89,8 +91,8 @@ def slo_error_ratio(
             "measurements": [missing("slo_error_ratio", "ratio", "prometheus", evidence)],
         }
     try:
-        total = _increase(configuration, requests, start, read_at)
-        failed = _increase(configuration, errors, start, read_at)
+        total = _increase(configuration, requests, start, end)
+        failed = _increase(configuration, errors, start, end)
     except (ConnectionError, ValueError) as exc:
         return {
             **base,
@@ -379,21 +381,43 @@ def _vector(
 def _increase(
     configuration: Mapping[str, Any], selector: str, start_wall: float, end_wall: float
 ) -> dict[tuple[tuple[str, str], ...], float]:
-    """Per series, how much a counter grew from `start` to `end` (a series absent at start: from 0).
+    """Per series, how much a counter grew between its first and last scrape inside (start, end].
 
-    Raises ValueError when a counter was reset in between (the count would be short).
+    Only scrapes inside the window count, so every request counted was answered during it
+    (up to one scrape interval at each edge is not seen). A series with no sample at or before
+    `start` was born inside the window and counts from 0. Raises ValueError when a counter went
+    down (a reset: the count would be short).
     """
     window = _promql_duration(end_wall - start_wall)
-    resets = _vector(configuration, f"resets({selector}[{window}])", end_wall)
-    reset = [dict(labels) for labels, count in resets.items() if count > 0]
-    before = _vector(configuration, selector, start_wall)
-    after = _vector(configuration, selector, end_wall)
-    grew = {labels: value - before.get(labels, 0.0) for labels, value in after.items()}
-    if reset or any(value < 0 for value in grew.values()):
-        raise ValueError(
-            f"a counter of {selector} was reset inside the window {reset[:1]}: counts would be short"
-        )
+    inside = _samples(configuration, f"{selector}[{window}]", end_wall)
+    existed = _vector(configuration, selector, start_wall)
+    grew = {}
+    for labels, points in inside.items():
+        values = [value for _, value in sorted(points)]
+        if any(later < earlier for earlier, later in pairwise(values)):
+            raise ValueError(f"a counter of {selector} was reset inside the window {dict(labels)}")
+        grew[labels] = values[-1] - (values[0] if labels in existed else 0.0)
     return grew
+
+
+def _samples(
+    configuration: Mapping[str, Any], promql: str, at_wall: float
+) -> dict[tuple[tuple[str, str], ...], list[tuple[float, float]]]:
+    """The raw samples of a range-vector query at `at_wall`: sorted labels → [(time, value)]."""
+    client = _client(configuration)
+    try:
+        result = client.custom_query(promql, params={"time": f"{at_wall:.3f}"})
+    except Exception as exc:
+        raise ConnectionError(f"prometheus at {client.url}: {type(exc).__name__}: {exc}"[:300]) from None
+    finally:
+        client.close()
+    found = {}
+    for item in result:
+        labels = {k: v for k, v in item.get("metric", {}).items() if k != "__name__"}
+        points = [(float(t), float(v)) for t, v in item.get("values", []) if math.isfinite(float(v))]
+        if points:
+            found[tuple(sorted(labels.items()))] = points
+    return found
 
 
 def _check_window(window_seconds: float) -> None:

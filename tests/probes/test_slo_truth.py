@@ -148,7 +148,7 @@ def test_error_ratio_counts_exactly_the_user_requests_of_the_fault_window(
     fault = ledger.record_applied(
         state, "actions.test.window", "apis", ledger.Undo("x", "y", {}), run_id="truth"
     )
-    time.sleep(0.2)
+    time.sleep(SCRAPE_WAIT_SECONDS)  # counts run from the first scrape inside the window
     written, failed = 0, 0
     for index in range(20):
         written += _status(f"{estate['ok']}/api/v1/items/in-{index}", b"x") == 201
@@ -160,7 +160,7 @@ def test_error_ratio_counts_exactly_the_user_requests_of_the_fault_window(
     for index in range(5):  # the first 5xx this service ever answers falls inside the window
         failed += _status(f"{estate['ok']}/api/v1/items/cut-{index}", b"x") == 503
     assert (written, failed) == (20, 5)
-    time.sleep(0.2)
+    time.sleep(SCRAPE_WAIT_SECONDS)  # ... to the last one inside it
     ledger.record_undone(state, fault)
     output = slo_error_ratio(configuration=configuration)
     (measurement,) = output["measurements"]
@@ -215,7 +215,7 @@ def test_a_request_the_client_gave_up_on_is_still_counted(estate: dict[str, Any]
         )
         with pytest.raises(OSError):  # the client gives up long before the API's 2 s backend timeout
             urllib.request.urlopen(request, timeout=0.3)
-    time.sleep(2.5)  # one backend timeout, no retries: every request has been answered by now
+    time.sleep(2.0 + SCRAPE_WAIT_SECONDS)  # one backend timeout, no retries; then a scrape
     ledger.record_undone(state, fault)
     output = slo_error_ratio(configuration=configuration)
     assert output["value"] == 1.0, output["measurements"][0]["evidence"]
