@@ -562,7 +562,8 @@ def failover_expected(record: RunRecord, fault: FaultRecord | None = None) -> st
     if "primary" in fault.target.lower():
         return f"{fault.action} on {fault.target}"
     if func == "fail_region":
-        primary_region = str((record.environment.get("target") or {}).get("primary_region", ""))
+        target = record.environment.get("target") if isinstance(record.environment, Mapping) else None
+        primary_region = str(target.get("primary_region", "")) if isinstance(target, Mapping) else ""
         if primary_region and fault.target == primary_region:
             return f"{fault.action} on the primary region {fault.target}"
         return ""
@@ -579,11 +580,11 @@ def _named_primary_in_journal(record: RunRecord, fault: FaultRecord, func: str) 
         if not isinstance(entry, Mapping):
             continue
         output = entry.get("output")
-        activity = entry.get("activity") or {}
-        provider = activity.get("provider") or {} if isinstance(activity, Mapping) else {}
+        activity = entry.get("activity")
+        provider = activity.get("provider") if isinstance(activity, Mapping) else None
         if isinstance(output, Mapping) and output.get("fault_id") not in (None, fault.fault_id):
             continue
-        if provider.get("func") != func:
+        if not isinstance(provider, Mapping) or provider.get("func") != func:
             continue
         arguments = provider.get("arguments") or {}
         if isinstance(arguments, Mapping) and any("primary" in str(v).lower() for v in arguments.values()):
@@ -730,7 +731,15 @@ def _write_evidence(record: RunRecord) -> tuple[list[Event], str] | None:
         return verified, f"no writes.verified for the canary of {', '.join(unmatched)}"
     if not verified:
         return verified, "no writes.verified event: the acknowledged writes were never read back"
+    for event in verified:
+        checked, interval = event.detail.get("checked", 0), event.detail.get("interval_seconds", 0.0)
+        if not _is_number(checked) or not _is_number(interval) or checked < 0 or interval < 0:
+            return verified, f"malformed writes.verified for {_canary_name(event)}: {dict(event.detail)}"
     return verified, ""
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _canary_name(event: Event) -> str:
@@ -757,7 +766,7 @@ def lost_writes_count(record: RunRecord) -> Measurement | None:
     if problem:
         return _missing("lost_writes_count", "count", CANARY, problem)
     lost = [e for e in record.events if e.kind == "write.lost"]
-    checked = sum(int(e.detail.get("checked", 0) or 0) for e in verified)
+    checked = sum(int(e.detail.get("checked", 0)) for e in verified)
     return Measurement(
         "lost_writes_count",
         float(len(lost)),
@@ -780,7 +789,7 @@ def rpo_seconds(record: RunRecord) -> Measurement | None:
     if not lost:
         return Measurement("rpo_seconds", 0.0, "seconds", CANARY, "no acknowledged write lost")
     times = sorted(e.at_seconds for e in lost)
-    interval = max(float(e.detail.get("interval_seconds", 0.0) or 0.0) for e in verified)
+    interval = max(float(e.detail.get("interval_seconds", 0.0)) for e in verified)
     return Measurement(
         "rpo_seconds",
         times[-1] - times[0] + interval,
@@ -898,7 +907,7 @@ def replication_lag_seconds(record: RunRecord) -> Measurement | None:
             str(r)
             for e in record.events
             if e.kind == "replication.replicas"
-            for r in e.detail.get("replicas", ())
+            for r in (e.detail.get("replicas") if isinstance(e.detail.get("replicas"), list | tuple) else ())
         }
     )
     if not lag:

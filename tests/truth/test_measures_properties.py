@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from measure_records import ANSWER_SECONDS, Outage, canary_stream, fault, record, started
 
 from harness import measures
+from harness.model import Event, FaultRecord, Sample
 
 REGION = "us-east-1"
 
@@ -59,3 +60,76 @@ def test_samples_removed_never_shorten_the_outage(case, removed) -> None:
     if partial.value is not None:
         assert partial.value >= truth
         assert partial.value >= full.value - 1e-9 or partial.lower_bound
+
+
+_TIMES = st.floats(0.0, 60.0)
+_DETAIL_VALUES = st.one_of(st.none(), st.booleans(), st.floats(allow_nan=False), st.text(max_size=8),
+                           st.lists(st.text(max_size=4), max_size=3))  # fmt: skip
+_SAMPLES = st.builds(
+    Sample,
+    probe=st.sampled_from(["canary", "replication_lag", "replication_lag_exporter", "other"]),
+    at_seconds=_TIMES,
+    value=st.one_of(st.none(), st.floats(0.0, 30.0)),
+    ok=st.booleans(),
+    region=st.sampled_from(["a", "b", ""]),
+    latency_seconds=st.one_of(st.none(), st.floats(0.0, 5.0)),
+    error=st.sampled_from(["", "timeout: x", "not seen within 1 s", "unreachable: x", "refused"]),
+)
+_EVENTS = st.builds(
+    Event,
+    at_seconds=_TIMES,
+    kind=st.sampled_from(
+        [
+            "canary.started",
+            "sentinel.+odown",
+            "sentinel.+switch-master",
+            "patroni.leader-lost",
+            "patroni.promoted",
+            "postgres.promoted",
+            "writes.verified",
+            "writes.unverified",
+            "write.lost",
+            "replication.replicas",
+        ]
+    ),
+    source=st.just("x"),
+    detail=st.dictionaries(
+        st.sampled_from(
+            [
+                "region",
+                "kind",
+                "rate_hz",
+                "timeout_seconds",
+                "old_primary",
+                "new_primary",
+                "exact",
+                "poll_interval_seconds",
+                "checked",
+                "interval_seconds",
+                "replicas",
+                "between_polls",
+            ]
+        ),
+        _DETAIL_VALUES,
+        max_size=6,
+    ),
+)
+_FAULTS = st.builds(
+    FaultRecord,
+    fault_id=st.just("f"),
+    action=st.sampled_from(["actions.instances.stop_instance", "actions.load.start_load", "x.partition"]),
+    target=st.sampled_from(["redis-primary", "a", "us-east-1"]),
+    applied_at_seconds=_TIMES,
+    undone_at_seconds=st.one_of(st.none(), _TIMES),
+    effect_proven=st.just(True),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_SAMPLES, max_size=40), st.lists(_EVENTS, max_size=12), st.lists(_FAULTS, max_size=3))
+def test_odd_records_never_raise_and_a_value_is_never_negative(samples, events, faults) -> None:
+    odd = record(samples, faults, events, duration=60.0)
+    for name in measures.DERIVED:
+        measured = measures.measure(odd, name)
+        if measured is not None and measured.value is not None:
+            assert measured.value >= 0, (name, measured)
