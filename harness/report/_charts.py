@@ -20,6 +20,7 @@ from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.colors import to_rgba
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from harness import measures
 from harness.model import RunRecord, Verdict
@@ -39,6 +40,8 @@ _RC = {
     "axes.spines.right": False,
     "legend.fontsize": 8,
     "legend.frameon": False,
+    # A fixed title position: "auto" measures every tick label below it first (a fifth of a chart).
+    "axes.titley": 1.0,
 }
 _LIMIT_COLOUR = "#D55E00"  # a target's limit, on every chart
 _MARK_COLOUR = "#000000"  # markers of lower bounds and regressions, detection lines
@@ -225,70 +228,69 @@ def lag_chart(record: RunRecord, moments: Moments, limit_seconds: float | None) 
 
 @dataclass(frozen=True, slots=True)
 class TrendSeries:
-    """One measure across an experiment's runs: values in base units, None where not measured."""
+    """One graded measure across an experiment's runs: values in base units, None where not
+    measured, each with the verdict its check got (None where no check graded it)."""
 
     label: str
     values: tuple[float | None, ...]
+    verdicts: tuple[Verdict | None, ...]
     lower_bounds: tuple[bool, ...]  # the value is a lower bound (censored)
     limit: float | None
     regressed: tuple[bool, ...]  # a regression was found at this run
     scale: float = 1.0  # drawn as value * scale (ratios as %, bytes as MB)
 
 
+_VERDICT_MARKERS = {Verdict.PASS: "o", Verdict.FAIL: "X", Verdict.UNKNOWN: "d"}
+
+
 def trend_chart(
-    started: Sequence[datetime | None],
-    scores: Sequence[float],
-    verdicts: Sequence[Verdict],
-    series: Sequence[TrendSeries],
+    started: Sequence[datetime | None], scores: Sequence[float], series: Sequence[TrendSeries]
 ) -> Markup:
-    """An experiment's score and graded measurements per run, one axes each; regressions marked."""
+    """An experiment's graded measurements per run, one axes each, every point marked with its
+    check's verdict; lower bounds, limits and regressions marked. Without any graded measure,
+    the run's score instead."""
     if not scores:
         return Markup("")
     x: Sequence[object] = started if all(s is not None for s in started) else range(1, len(scores) + 1)
-    rows = 1 + len(series)
+    if not series:
+        series = [TrendSeries("score", tuple(scores), (None,) * len(scores), (False,) * len(scores), None,
+                              (False,) * len(scores))]  # fmt: skip
     dense = len(scores) > 100
+    labelled: set[str] = set()
+
+    def once(name: str) -> str | None:
+        if name in labelled:
+            return None
+        labelled.add(name)
+        return name
+
     with matplotlib.rc_context(_RC):
-        figure = Figure(figsize=(9, 1.3 + 1.6 * rows))
-        axes_list = np.atleast_1d(figure.subplots(rows, 1, sharex=True))
-        score_axes = axes_list[0]
-        score_axes.plot(x, scores, color="#999999", linewidth=0.8, zorder=1)
-        for verdict, marker in ((Verdict.PASS, "o"), (Verdict.FAIL, "X"), (Verdict.UNKNOWN, "d")):
-            chosen = [i for i, v in enumerate(verdicts) if v is verdict]
-            if chosen:
-                # Markers of a line, not a scatter: one style for all points, a fraction of the cost.
-                score_axes.plot(
-                    [x[i] for i in chosen],
-                    [scores[i] for i in chosen],
-                    linestyle="none",
-                    marker=marker,
-                    color=VERDICT_COLOURS[verdict],
-                    markersize=2.5 if dense else 4.5,
-                    zorder=2,
-                    label=verdict.value,
-                )
-        score_axes.set_ylim(-5, 105)
-        score_axes.set_ylabel("score")
-        score_axes.set_title("Score and graded measurements per run")
-        labelled: set[str] = set()
-
-        def once(name: str) -> str | None:
-            if name in labelled:
-                return None
-            labelled.add(name)
-            return name
-
-        for axes, line in zip(axes_list[1:], series, strict=True):
+        # Axes cost most of a chart's time: one per measure, no separate score axes.
+        figure = Figure(figsize=(9, 1.1 + 1.7 * len(series)))
+        axes_list = np.atleast_1d(figure.subplots(len(series), 1, sharex=True, squeeze=False)[:, 0])
+        by = "run start (UTC)" if x is started else "run number"
+        axes_list[0].set_title(f"What each check measured per run, against its limit, by {by}")
+        for axes, line in zip(axes_list, series, strict=True):
             shown = [(i, v * line.scale) for i, v in enumerate(line.values) if v is not None]
-            if shown:
-                axes.plot(
-                    [x[i] for i, _ in shown],
-                    [v for _, v in shown],
-                    color="#0072B2",
-                    marker=None if dense else ".",
-                    linewidth=1,
-                )  # no legend entry: the axes' label names it
-            else:
+            if not shown:
                 axes.text(0.5, 0.5, "no data", transform=axes.transAxes, ha="center", va="center")
+            axes.plot(
+                [x[i] for i, _ in shown], [v for _, v in shown], color="#999999", linewidth=0.8, zorder=1
+            )
+            for verdict, marker in _VERDICT_MARKERS.items():
+                chosen = [(i, v) for i, v in shown if line.verdicts[i] is verdict]
+                if chosen:
+                    # Markers of a line, not a scatter: one style for all points, a fraction of the cost.
+                    axes.plot(
+                        [x[i] for i, _ in chosen],
+                        [v for _, v in chosen],
+                        linestyle="none",
+                        marker=marker,
+                        color=VERDICT_COLOURS[verdict],
+                        markersize=3.5 if dense else 4.5,
+                        zorder=2,
+                        label=once(verdict.value),
+                    )
             censored = [(i, v) for i, v in shown if line.lower_bounds[i]]
             if censored:
                 axes.plot(
@@ -325,7 +327,12 @@ def trend_chart(
                 )
             axes.set_ylabel(_plain(line.label))
             axes.set_ylim(bottom=0)
-        axes_list[-1].set_xlabel("run start (UTC)" if x is started else "run number")
+            # Fixed label place and few ticks: aligning labels across the axes and making ticks
+            # are most of what an axes costs to draw.
+            axes.yaxis.set_label_coords(-0.07, 0.5)
+            axes.yaxis.set_major_locator(MaxNLocator(nbins=4))
+        for axes in axes_list[:-1]:
+            axes.xaxis.set_visible(False)  # the bottom axes carries the shared dates
         if x is started:
             locator = AutoDateLocator()
             axes_list[-1].xaxis.set_major_locator(locator)

@@ -548,6 +548,7 @@ def _experiment_view(
             _charts.TrendSeries(
                 label=f"{measure} ({_UNIT_LABELS.get(unit, unit)})",
                 values=tuple(value for value, _ in points),
+                verdicts=tuple(_check_verdict(grade, measure) for _, grade in history),
                 lower_bounds=tuple(bound for _, bound in points),
                 limit=_latest_limit(history, measure),
                 regressed=tuple((record.run_id, measure) in regressed for record, _ in history),
@@ -556,10 +557,7 @@ def _experiment_view(
         )
     record, grade = history[-1]
     trend = _charts.trend_chart(
-        [parse_time(r.started_at) for r, _ in history],
-        [g.score for _, g in history],
-        [g.verdict for _, g in history],
-        series,
+        [parse_time(r.started_at) for r, _ in history], [g.score for _, g in history], series
     )
     return ExperimentView(
         title=record.experiment_title,
@@ -571,9 +569,9 @@ def _experiment_view(
         trend=Chart(
             "Trend",
             trend,
-            "Score per run (circle pass, cross fail, diamond unknown) and what each check measured "
-            "against its limit (dashed); a caret marks a lower bound (not recovered), an open triangle "
-            "a regression.",
+            "What each check measured per run against its limit (dashed), marked by the check's "
+            "verdict (circle pass, cross fail, diamond unknown); a caret marks a lower bound (not "
+            "recovered), an open triangle a regression. Without a graded measure, the run's score.",
         ),
         regressions=tuple(_regression_text(r) for r in regressions),
     )
@@ -582,6 +580,10 @@ def _experiment_view(
 # Trend axes in a readable unit; values stay in base units everywhere else.
 _UNIT_LABELS = {"seconds": "s", "ratio": "%", "bytes": "MB", "count": "count", "rps": "req/s"}
 _UNIT_SCALES = {"ratio": 100.0, "bytes": 1e-6}
+
+
+def _check_verdict(grade: Grade, measure: str) -> Verdict | None:
+    return next((c.verdict for c in grade.checks if c.measure == measure), None)
 
 
 def _trend_measures(history: Sequence[tuple[RunRecord, Grade]]) -> list[tuple[str, str]]:

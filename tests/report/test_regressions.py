@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
+import pytest
 from report_records import make_grade, make_history, make_record
 
 from harness.model import Measurement
 from harness.report import find_regressions
+from harness.report.regressions import mann_whitney_greater
 
 
 def _history_of(values: list[float | None]) -> list[tuple]:
@@ -66,3 +72,45 @@ def test_replication_lag_regressions_are_found_too() -> None:
     found = find_regressions(history)
     assert [r.measure for r in found] == ["replication_lag_seconds"]
     assert found[0].run_id in {"r027", "r028", "r029"}
+
+
+@pytest.mark.parametrize(("n1", "n2"), [(5, 20), (3, 4), (8, 30), (9, 12), (12, 40)])
+def test_mann_whitney_matches_scipy_row_by_row(n1: int, n2: int) -> None:
+    """The numpy test gives scipy's p-values, exact and approximate, with and without ties."""
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(n1 * 100 + n2)
+    rows = []
+    for index in range(60):
+        values = rng.normal(4.0 + (index % 3), 1.0, n1 + n2)
+        if index % 4 == 0:
+            values = np.round(values)  # ties
+        rows.append(values)
+    both = np.array(rows)
+    recent, baseline = both[:, :n1], both[:, n1:]
+    ours = mann_whitney_greater(recent, baseline)
+    theirs = [
+        stats.mannwhitneyu(r, b, alternative="greater").pvalue for r, b in zip(recent, baseline, strict=True)
+    ]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-12)
+
+
+def test_mann_whitney_extremes_are_exact() -> None:
+    # 5 recent values above all 20 baseline values: P = 1 / C(25, 5).
+    p = mann_whitney_greater(np.array([[20.0, 21, 22, 23, 24]]), np.arange(20.0)[None, :])
+    assert p[0] == pytest.approx(1 / 53130)
+    # All below: certain not to be greater.
+    assert mann_whitney_greater(np.array([[-5.0, -4, -3, -2, -1]]), np.arange(20.0)[None, :])[0] == 1.0
+
+
+def test_finding_regressions_imports_no_scipy() -> None:
+    """A cold `harness report` pays for no scipy.stats import (about 0.5 s)."""
+    code = (
+        "import sys; sys.path.insert(0, 'tests/report');"
+        "from report_records import make_history;"
+        "from harness.report import find_regressions;"
+        "assert find_regressions(make_history(60, step_at=40));"
+        "print('scipy.stats' in sys.modules)"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
