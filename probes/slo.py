@@ -8,9 +8,10 @@ a fault) to when the last one was undone, or now. Without a fault, the last `win
   up to one scrape interval at each edge is not seen). The sandbox API creates every (route,
   code) series at 0 when it starts, and ``/metrics`` and ``/api/v1/health`` (routes ``metrics``
   and ``health``) are not user requests.
-* `cpu_saturation_ratio`: CPU seconds used per second ÷ cores, of the hosts of the system under
-  test (node_exporter) and of each of its server process groups (process-exporter), over the
-  window. Never a figure for Prometheus or the exporters: without those series it is unknown.
+* `cpu_saturation_ratio`: CPU seconds per second used by the system under test's server processes
+  (process-exporter) ÷ the cores of their host (node_exporter), over the window, the busiest
+  host's. Never a figure for Prometheus, the exporters or the load generator: without those
+  series it is unknown.
 
 Prometheus unreachable, a failing query or no data → the measurement's value is None with the
 reason as evidence: grading calls that unknown, never pass.
@@ -48,14 +49,27 @@ P99_LATENCY_QUERY = (
     "histogram_quantile(0.99, sum by (le) "
     '(rate(harness_api_request_duration_seconds_bucket{route!~"metrics|health"}[{window}])))'
 )
-CORES_QUERY = 'count by (instance) (node_cpu_seconds_total{mode="idle"})'
+# CPU, per host: node_exporter and process-exporter run on each host under their own ports, so
+# series are matched on the host part of `instance`.
+_BY_HOST = 'label_replace({series}, "host", "$1", "instance", "(.*):[0-9]+")'
+CORES_QUERY = "count by (host) (" + _BY_HOST.format(series='node_cpu_seconds_total{mode="idle"}') + ")"
 HOST_CPU_QUERY = (
-    'sum by (instance) (rate(node_cpu_seconds_total{mode!~"idle|iowait|steal"}[{window}])) / ' + CORES_QUERY
+    "sum by (host) ("
+    + _BY_HOST.format(series='rate(node_cpu_seconds_total{mode!~"idle|iowait|steal"}[{window}])')
+    + ") / on (host) "
+    + CORES_QUERY
+)
+SUT_CPU_QUERY = (
+    "sum by (host) ("
+    + _BY_HOST.format(series="rate(namedprocess_namegroup_cpu_seconds_total[{window}])")
+    + ") / on (host) "
+    + CORES_QUERY
 )
 PROCESS_CPU_QUERY = (
-    "sum by (groupname) (rate(namedprocess_namegroup_cpu_seconds_total[{window}])) / scalar(max("
+    "sum by (host, groupname) ("
+    + _BY_HOST.format(series="rate(namedprocess_namegroup_cpu_seconds_total[{window}])")
+    + ") / on (host) group_left "
     + CORES_QUERY
-    + "))"
 )
 
 
@@ -152,19 +166,20 @@ def saturation_ratio(
 ) -> dict:
     """CPU saturation (0..1) of the system under test over the fault window, reported as `measure`.
 
-    By default: CPU seconds used per second ÷ cores of each host (node_exporter; the value is the
-    busiest host's) and of each server process group (process-exporter), returned as `hosts`,
-    `process_groups` and `samples` (probe `cpu_saturation`, region = host or group). Without the
-    node_exporter series the value is None (unknown), never another process's figure. `query`
-    replaces the host query (may use `{window}`). `limit_ratio` adds `within_limit` (None when
-    there is no value).
+    By default: the CPU seconds per second the system under test's server processes use
+    (process-exporter groups), ÷ the cores of their host (node_exporter); the value is the
+    busiest host's. Also returns per host the SUT's share (`hosts`) and everything's
+    (`hosts_busy`, the machine including other programs), per process group (`process_groups`),
+    and all as `samples` (probe `cpu_saturation`). Without either exporter's series the value is
+    None (unknown), never another process's figure. `query` replaces the graded query (may use
+    `{window}`). `limit_ratio` adds `within_limit` (None when there is no value).
     """
     configuration = configuration or {}
     _check_window(window_seconds)
     start, end, how = fault_window(configuration, window_seconds)
     window = _promql_duration(end - start)
-    host_query = (query or HOST_CPU_QUERY).replace("{window}", window)
-    base: dict[str, Any] = {"query": host_query, "window_start_wall": start, "window_end_wall": end}
+    graded = (query or SUT_CPU_QUERY).replace("{window}", window)
+    base: dict[str, Any] = {"query": graded, "window_start_wall": start, "window_end_wall": end}
     result: dict[str, Any]
     if _cancel.wait(end + SCRAPE_SECONDS + _SETTLE_SECONDS - time.time(), configuration):
         result = {
@@ -174,17 +189,19 @@ def saturation_ratio(
         }
     else:
         try:
-            hosts = _vector(configuration, host_query, end)
+            sut = _vector(configuration, graded, end)
+            busy = {} if query else _vector(configuration, HOST_CPU_QUERY.replace("{window}", window), end)
             groups = (
                 {} if query else _vector(configuration, PROCESS_CPU_QUERY.replace("{window}", window), end)
             )
         except ConnectionError as exc:
-            hosts, groups, problem = {}, {}, str(exc)
+            sut, busy, groups, problem = {}, {}, {}, str(exc)
         else:
             problem = (
-                f"no node_exporter CPU series ({host_query}): the system under test's CPU is not measured"
+                f"no data for {graded}: the system under test's CPU is not measured (needs node_exporter "
+                "for the cores and process-exporter for its server processes)"
             )
-        result = _saturation(measure, base, hosts, groups, problem, how, start)
+        result = _saturation(measure, base, sut, busy, groups, problem, how, start)
     if limit_ratio is not None:
         value = result["value"]
         result["within_limit"] = None if value is None else value <= limit_ratio
@@ -194,13 +211,19 @@ def saturation_ratio(
 def _saturation(
     measure: str,
     base: dict[str, Any],
-    hosts: Mapping[tuple[tuple[str, str], ...], float],
+    sut: Mapping[tuple[tuple[str, str], ...], float],
+    busy: Mapping[tuple[tuple[str, str], ...], float],
     groups: Mapping[tuple[tuple[str, str], ...], float],
     problem: str,
     how: str,
     start_wall: float,
 ) -> dict[str, Any]:
-    by_host = {dict(labels).get("instance", "host"): value for labels, value in hosts.items()}
+    def host(labels: tuple[tuple[str, str], ...]) -> str:
+        found = dict(labels)
+        return found.get("host") or found.get("instance") or "host"
+
+    by_host = {host(labels): value for labels, value in sut.items()}
+    busy_host = {host(labels): value for labels, value in busy.items()}
     by_group = {dict(labels).get("groupname", "?"): value for labels, value in groups.items()}
     offset = time.monotonic() - time.time()
     samples = [
@@ -208,15 +231,25 @@ def _saturation(
          "region": name, "error": ""}
         for name, value in (*sorted(by_host.items()), *sorted(by_group.items()))
     ]  # fmt: skip
-    output = {**base, "hosts": by_host, "process_groups": by_group, "samples": samples}
+    output = {
+        **base,
+        "hosts": by_host,
+        "hosts_busy": busy_host,
+        "process_groups": by_group,
+        "samples": samples,
+    }
     if not by_host:
         return {**output, "value": None, "measurements": [missing(measure, "ratio", "prometheus", problem)]}
-    host, value = max(by_host.items(), key=lambda item: item[1])
+    name, value = max(by_host.items(), key=lambda item: item[1])
     busiest = sorted(by_group.items(), key=lambda item: -item[1])[:3]
-    processes = ", ".join(f"{name} {share:.1%}" for name, share in busiest) or "no process-exporter series"
+    processes = ", ".join(f"{group} {share:.1%}" for group, share in busiest)
+    machine = (
+        f"; the host, everything on it included, {busy_host[name]:.1%} busy" if name in busy_host else ""
+    )
     evidence = (
-        f"system under test: host {host} {value:.1%} of its cores busy; busiest server processes: "
-        f"{processes} ({how})"
+        f"system under test: its server processes use {value:.1%} of host {name}'s cores"
+        + (f" (busiest: {processes})" if processes else "")
+        + f"{machine} ({how})"
     )
     measurement = {"name": measure, "value": value, "unit": "ratio", "evidence": evidence,
                    "source": "prometheus (system under test)", "lower_bound": False}  # fmt: skip
