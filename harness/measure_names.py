@@ -46,7 +46,9 @@ MEASURES: dict[str, MeasureName] = {
     "slo_p99_latency_seconds": MeasureName(
         "seconds", "server-side p99 request latency over the fault window"
     ),
-    "cpu_saturation_ratio": MeasureName("ratio", "busiest process's CPU share of one core (Prometheus)"),
+    "cpu_saturation_ratio": MeasureName(
+        "ratio", "CPU the system under test's server processes use ÷ their host's cores (Prometheus)"
+    ),
     "health_declared_down_seconds": MeasureName(
         "seconds", "longest time a health check declared a region down"
     ),
