@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 from collections.abc import Iterator
@@ -45,6 +46,23 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for pair in (passing_pair(), failing_pair(), unknown_pair(), hostile_pair(), truth_pair()):
         write_run(*pair, out)
     write_site([], out, history=make_history(200, scenario="finnexus", step_at=150))
+    # Two experiments of one system: a section and a trend each.
+    failover = make_history(40, scenario="shopfront")
+    partition = [
+        (
+            dataclasses.replace(
+                r, experiment_path="experiments/region-partition.yaml", experiment_title="Partition"
+            ),
+            g,
+        )
+        for r, g in make_history(40, scenario="shopfront")
+    ]
+    partition = [
+        (dataclasses.replace(r, run_id=f"p-{r.run_id}", started_at=r.started_at.replace("2025", "2026")),
+         dataclasses.replace(g, run_id=f"p-{r.run_id}"))
+        for r, g in partition
+    ]  # fmt: skip
+    write_site([], out, history=failover + partition)
     return out
 
 
@@ -64,6 +82,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         ("run-truth/index.html", 2, 0),
         ("systems/finnexus.html", 1, 0),
         ("systems/aeon-nova.html", 1, 0),
+        ("systems/shopfront.html", 2, 0),
         ("index.html", 0, 0),
     ],
 )

@@ -293,3 +293,22 @@ def test_verdict_colours_come_from_one_table(tmp_path: Path, failing_run) -> Non
         assert f"--{verdict.value}: {colour};" in page
     system = (tmp_path / "systems" / "aeon-nova.html").read_text()
     assert VERDICT_COLOURS[Verdict.FAIL].lower() in system.lower()  # the trend's fail marker
+
+
+def test_hostile_citations_missing_and_witness_names_are_escaped(tmp_path: Path) -> None:
+    record, grade = truth_pair()
+    checks = tuple(
+        dataclasses.replace(
+            c,
+            description=SCRIPT_TITLE,
+            source=IMG_EVIDENCE,
+            missing=tuple(IMG_EVIDENCE for _ in c.missing),
+            witnesses=tuple((SCRIPT_TITLE, v) for _, v in c.witnesses),
+        )
+        for c in grade.checks
+    )
+    paths = write_run(record, dataclasses.replace(grade, checks=checks), tmp_path)
+    for path in (paths.html, paths.summary_md, paths.junit_xml):
+        source = path.read_text()
+        assert "<script" not in source and "<img" not in source, path.name
+    assert html.escape(SCRIPT_TITLE, quote=False) in paths.html.read_text()
