@@ -65,6 +65,10 @@ def run_doubts(record: RunRecord) -> list[str]:
         doubts.append("no fault was journalled: nothing shows the fault was applied")
     for name, provider in method_actions(record.journal) or ():
         doubts.append(f"action {name} ({provider}) ran outside the fault ledger: its effect has no proof")
+    journalled = {fault.fault_id for fault in record.faults}
+    for name, fault_id in applied_fault_ids(record.journal):
+        if fault_id not in journalled:
+            doubts.append(f"fault {fault_id} applied by {name} is not in this run's fault ledger")
     for fault in record.faults:
         if fault.effect_proven is not True:
             seen = "was not observed" if fault.effect_proven is False else "was not checked"
@@ -105,6 +109,21 @@ def method_actions(journal: Mapping[str, Any]) -> list[tuple[str, str]] | None:
         described = f"{kind} {module or provider.get('path') or provider.get('url') or ''}".strip()
         outside.append((str(activity.get("name", "?")), described))
     return outside
+
+
+def applied_fault_ids(journal: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(action name, fault id) for every method action whose result names the fault it applied
+    (the harness's actions return `fault_id`)."""
+    run = journal.get("run") if isinstance(journal, Mapping) else None
+    found = []
+    for entry in run if isinstance(run, list) else ():
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("output"), Mapping):
+            continue
+        activity = entry.get("activity") if isinstance(entry.get("activity"), Mapping) else {}
+        fault_id = entry["output"].get("fault_id")
+        if activity.get("type") == "action" and isinstance(fault_id, str) and fault_id:
+            found.append((str(activity.get("name", "?")), fault_id))
+    return found
 
 
 def method_has_actions(journal: Mapping[str, Any]) -> bool | None:

@@ -239,3 +239,13 @@ def test_a_region_of_the_scenario_whose_canary_never_started_is_unknown() -> Non
     # Regions kept out of the sandbox have no canary of their own.
     remote = replace(scenario, regions=(*scenario.regions, Region("ap-south-1", in_sandbox=False)))
     assert grade(_record(events=both), remote).verdict is Verdict.PASS
+
+
+def test_a_fault_an_action_applied_that_the_ledger_lacks_is_a_doubt() -> None:
+    # The method's partition returned fault f2, but this run's ledger holds only f1.
+    applied = {**KILL, "output": {"fault_id": "f2", "effect_proven": True}}
+    result = grade(_record(journal={"run": [KILL, applied]}), SCENARIO)
+    assert result.verdict is Verdict.UNKNOWN
+    assert "fault f2 applied by kill-primary is not in this run's fault ledger" in result.reasons
+    recorded = {**KILL, "output": {"fault_id": "f1", "effect_proven": True}}
+    assert grade(_record(journal={"run": [recorded]}), SCENARIO).verdict is Verdict.PASS
