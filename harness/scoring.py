@@ -10,7 +10,8 @@ and `Check.missing` names what is lacking. Unknown never counts as pass. The rul
 2. Run doubts make every check unknown: chaoslib status other than `completed` (a guardrail
    abort is a fail instead), no steady state before the fault or one that did not hold, an
    activity that raised, no fault journalled although the method has actions, a method action
-   that ran outside the fault ledger (no proof of effect), a fault whose effect was not proven,
+   that ran outside the fault ledger (no proof of effect), a fault an action reports applying
+   that this run's ledger lacks, a fault whose effect was not proven,
    a sandbox region of the scenario whose canary never started (when the run had canaries).
 3. A measurement with no value is unknown, naming the evidence the measure lacked.
 4. `Measurement.missed_because` (e.g. "no promotion") fails the target whatever the value, even
