@@ -119,6 +119,16 @@ def slo_error_ratio(
     for labels, count in failed.items():
         per_region.setdefault(dict(labels).get("region", ""), [0.0, 0.0])[0] += count
     served = {region: (e, n) for region, (e, n) in per_region.items() if n > 0}
+    if not served and not total:
+        evidence = (
+            f"fewer than two scrapes of {requests} inside the fault window ({end - start:.3f} s): "
+            f"Prometheus cannot count its requests ({how})"
+        )
+        return {
+            **base,
+            "value": None,
+            "measurements": [missing("slo_error_ratio", "ratio", "prometheus", evidence)],
+        }
     if not served:
         evidence = f"no user request counted by {requests} in the window ({how})"
         return {
@@ -417,8 +427,9 @@ def _increase(
     """Per series, how much a counter grew between its first and last scrape inside (start, end].
 
     Only scrapes inside the window count, so every request counted was answered during it
-    (up to one scrape interval at each edge is not seen). A series with no sample at or before
-    `start` was born inside the window and counts from 0. Raises ValueError when a counter went
+    (up to one scrape interval at each edge is not seen); a series with fewer than two is left
+    out (nothing known). A series with no sample at or before `start` was born inside the
+    window and counts from 0. Raises ValueError when a counter went
     down (a reset: the count would be short).
     """
     window = _promql_duration(end_wall - start_wall)
@@ -426,6 +437,8 @@ def _increase(
     existed = _vector(configuration, selector, start_wall)
     grew = {}
     for labels, points in inside.items():
+        if len(points) < 2 and labels in existed:
+            continue  # one scrape inside the window says nothing of what happened in it
         values = [value for _, value in sorted(points)]
         if any(later < earlier for earlier, later in pairwise(values)):
             raise ValueError(f"a counter of {selector} was reset inside the window {dict(labels)}")

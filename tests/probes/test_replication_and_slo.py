@@ -202,17 +202,16 @@ def test_slo_error_ratio_over_the_fault_window(full: dict[str, Any]) -> None:
         assert _write(api, f"slo-{index}") == 201
     partition_regions("eu-west-1", "us-east-1", configuration=full)
     try:
-        codes = [_write(api, f"slo-cut-{index}") for index in range(3)]  # over several scrapes
+        codes = []
+        for index in range(3):  # over several scrapes
+            time.sleep(1.0)
+            codes.append(_write(api, f"slo-cut-{index}"))
+        time.sleep(1.5)
     finally:
         heal_regions("eu-west-1", "us-east-1", configuration=full)
-    assert 503 in codes
-
-    def ratio() -> float | None:
-        return slo_error_ratio(configuration=full)["value"]
-
-    assert _eventually(lambda: (ratio() or 0) > 0)  # once Prometheus has scraped the 503s
+    assert codes == [503, 503, 503]
     output = slo_error_ratio(configuration=full)
-    assert 0 < output["value"] <= 1
+    assert output["value"] == 1.0, output["measurements"][0]["evidence"]  # eu-west-1, the worst region
     assert "fault window of run" in output["measurements"][0]["evidence"]
     assert _eventually(lambda: slo_p99_latency_seconds(configuration=full)["value"] is not None)
 
@@ -261,3 +260,15 @@ def test_cpu_saturation_is_the_system_under_tests(full: dict[str, Any]) -> None:
     ((host, share),) = output["hosts"].items()
     assert share == pytest.approx(sum(groups.values()), rel=0.01)
     assert output["hosts_busy"][host] >= share
+
+
+def test_a_fault_shorter_than_two_scrapes_is_unknown(full: dict[str, Any]) -> None:
+    api = full["regions"]["eu-west-1"]["api_url"]
+    partition_regions("eu-west-1", "us-east-1", configuration=full)
+    try:
+        code = _write(api, "slo-blink")
+    finally:
+        heal_regions("eu-west-1", "us-east-1", configuration=full)
+    assert code == 503
+    (measurement,) = slo_error_ratio(configuration=full)["measurements"]
+    assert measurement["value"] is None and "fewer than two scrapes" in measurement["evidence"]

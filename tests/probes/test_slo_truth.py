@@ -182,6 +182,7 @@ def test_no_user_request_in_the_window_is_unknown(estate: dict[str, Any], tmp_pa
     for _ in range(5):
         _status(f"{estate['down']}/api/v1/health")  # 5xx health checks only
         _status(f"{estate['down']}/metrics")
+    time.sleep(SCRAPE_WAIT_SECONDS)  # a window Prometheus scraped: it saw no user request in it
     ledger.record_undone(state, fault)
     output = slo_error_ratio(configuration=configuration)
     assert output["value"] is None
