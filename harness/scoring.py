@@ -291,33 +291,28 @@ def targets_for(scenario: Scenario, ref: ExperimentRef) -> list[Target]:
 def grade(record: RunRecord, scenario: Scenario) -> Grade:
     """Grade a record against the scenario's targets for its experiment."""
     ref = experiment_ref(scenario, record.experiment_path)
-    if ref is None or not ref.targets:
-        why = (
-            f"scenario {scenario.name} does not list experiment {record.experiment_path}"
-            if ref is None
-            else f"scenario {scenario.name} lists experiment {ref.path} without targets"
-        )
-        return Grade(
-            run_id=record.run_id,
-            scenario=scenario.name,
-            experiment_title=record.experiment_title,
-            verdict=Verdict.UNKNOWN,
-            score=0.0,
-            checks=(),
-            reasons=(why,),
-        )
-    doubts = run_doubts(record) + scenario_doubts(record, scenario)
-    checks = []
-    for target in targets_for(scenario, ref):
-        pair = witnesses.pair_of(target.measure)
-        witness = measures.measure(record, pair[1]) if pair else None
-        checks.append(check_target(target, measures.measure(record, target.measure), doubts, witness))
-    reasons = list(doubts)
-    unknown_names = [name for name in ref.targets if scenario.target(name) is None]
-    reasons += [f"target {name} is not defined in scenario {scenario.name}" for name in unknown_names]
-    verdict = (
-        overall_verdict(checks) if not unknown_names else combine([overall_verdict(checks), Verdict.UNKNOWN])
-    )
+    checks: list[Check] = []
+    reasons: list[str] = []
+    if ref is None:
+        reasons.append(f"scenario {scenario.name} does not list experiment {record.experiment_path}")
+    elif not ref.targets:
+        reasons.append(f"scenario {scenario.name} lists experiment {ref.path} without targets")
+    else:
+        doubts = run_doubts(record) + scenario_doubts(record, scenario)
+        for target in targets_for(scenario, ref):
+            pair = witnesses.pair_of(target.measure)
+            witness = measures.measure(record, pair[1]) if pair else None
+            checks.append(check_target(target, measures.measure(record, target.measure), doubts, witness))
+        reasons += doubts
+        reasons += [
+            f"target {name} is not defined in scenario {scenario.name}"
+            for name in ref.targets
+            if scenario.target(name) is None
+        ]
+    # Nothing graded, or a target the scenario does not define: at best unknown.
+    verdict = overall_verdict(checks)
+    if ref is None or len(checks) < len(ref.targets):
+        verdict = combine([verdict, Verdict.UNKNOWN])
     if (crossed := guardrail_crossed(record)) is not None:
         reasons.append(f"aborted by a guardrail: {crossed}")
         verdict = Verdict.FAIL

@@ -249,3 +249,14 @@ def test_a_fault_an_action_applied_that_the_ledger_lacks_is_a_doubt() -> None:
     assert "fault f2 applied by kill-primary is not in this run's fault ledger" in result.reasons
     recorded = {**KILL, "output": {"fault_id": "f1", "effect_proven": True}}
     assert grade(_record(journal={"run": [recorded]}), SCENARIO).verdict is Verdict.PASS
+
+
+def test_a_guardrail_abort_fails_even_an_unlisted_experiment() -> None:
+    crossed = Event(15.0, "guardrail.crossed", "runner", {"reason": "canary error ratio 80%"})
+    record = _record(experiment_path="experiments/other.yaml", status="interrupted", events=(crossed,))
+    result = grade(record, SCENARIO)
+    assert result.verdict is Verdict.FAIL and result.checks == ()
+    assert result.reasons == (
+        "scenario shop does not list experiment experiments/other.yaml",
+        "aborted by a guardrail: canary error ratio 80%",
+    )
