@@ -17,8 +17,11 @@ from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from enum import StrEnum
 from functools import cache
+from numbers import Integral, Real
 from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from harness.errors import HarnessError
 
 RECORD_SCHEMA_VERSION = 1
 
@@ -337,9 +340,10 @@ class Grade:
 # ---------------------------------------------------------------- reading JSON back
 
 
-class RecordError(ValueError):
+class RecordError(ValueError, HarnessError):
     """A stored record or grade that does not have the shape of the model: names the field path
-    (``samples[12].ok``) and what was expected. The CLI prints it on one line and exits 2."""
+    (``samples[12].ok``) and what was expected. Reading a file, the CLI prints it on one line as
+    bad input (exit 2); anywhere else it is a harness error on one line (exit 3), never a traceback."""
 
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"{field}: {problem}" if field else problem)
@@ -358,6 +362,12 @@ def _shown(value: Any) -> str:
         except (TypeError, ValueError):
             text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_numpy_bool(value: Any) -> bool:
+    """numpy.bool_ (a live run's comparison result), without importing numpy here."""
+    kind = type(value)
+    return kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_")
 
 
 def _join(where: str, key: str) -> str:
@@ -406,20 +416,23 @@ def _read_value(kind: Any, value: Any, where: str) -> Any:
             raise RecordError(where, f"expected {_EXPECTED_OR_NULL.get(inner, 'a value or null')}, "
                                      f"got {_shown(value)}") from None  # fmt: skip
     if kind is bool:
-        if not isinstance(value, bool):
+        if not (isinstance(value, bool) or _is_numpy_bool(value)):
             raise RecordError(where, f"expected true or false, got {_shown(value)}")
-        return value
+        return bool(value)
     if kind is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        # numbers.Real: numpy scalars from a live run too; a bool is never a number.
+        if isinstance(value, bool) or _is_numpy_bool(value) or not isinstance(value, Real):
             raise RecordError(where, f"expected a number, got {_shown(value)}")
+        value = float(value)
         # A time must be finite to order events; other values may be NaN or infinite (the store
         # keeps them, and scoring treats a non-finite measurement as no measurement).
         if where.endswith("at_seconds") and not math.isfinite(value):
             raise RecordError(where, f"expected a finite number, got {_shown(value)}")
         return float(value)
     if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, bool) or _is_numpy_bool(value) or not isinstance(value, Integral):
             raise RecordError(where, f"expected a whole number, got {_shown(value)}")
+        value = int(value)
         return value
     if kind is str:
         if not isinstance(value, str):

@@ -158,3 +158,22 @@ def test_score_of_a_malformed_record_exits_2_with_one_line(tmp_path: Path, run_c
     assert result.stderr.strip().splitlines() == [
         f"harness: {path}:record.samples[0].at_seconds: expected a number, got '0.5'"
     ]
+
+
+def test_numpy_scalars_from_a_live_run_are_read_as_plain_values() -> None:
+    import numpy
+
+    data = _record().to_dict()
+    data["samples"] = [dict(data["samples"][0], ok=numpy.bool_(False), value=numpy.int64(2))]
+    data["measurements"] = [
+        dict(data["measurements"][0], value=numpy.float64(3.5), lower_bound=numpy.bool_(True))
+    ]
+    record = RunRecord.from_dict(data)
+    assert record.samples[0].ok is False and type(record.samples[0].value) is float
+    assert record.measurements[0].lower_bound is True and record.measurements[0].value == 3.5
+
+
+def test_a_record_error_is_a_harness_error() -> None:
+    from harness.errors import HarnessError
+
+    assert issubclass(RecordError, HarnessError) and issubclass(RecordError, ValueError)
