@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -201,10 +202,12 @@ class _SignalNotes:
         if self._notice is not None:
             after = ((activity or {}).get("pauses") or {}).get("after")
             name = (activity or {}).get("name", "?")
+            background = f"background activities ({', '.join(self._background.values())})"
             if after:
-                self._notice.waiting_for(f"the {after} s pause after {name}")
+                then = f", then {background}" if self._background else ""
+                self._notice.waiting_for(f"the {after} s pause after {name}{then}")
             elif self._background:
-                self._notice.waiting_for(f"background activities ({', '.join(self._background.values())})")
+                self._notice.waiting_for(background)
 
     def start_rollbacks(self, experiment: Any) -> None:
         CONTROLLER.enter_rollbacks()
@@ -374,6 +377,14 @@ def run_experiment(experiment_path: Path, context: RunContext) -> RunRecord:
     extension = loading.harness_extension(experiment)
     run_id = new_run_id(context.scenario.name, experiment_path)
     run_dir = context.out_dir / run_id
+    if not CONTROLLER.is_installed:
+        # Used as a library (the pytest plugin): the controller is ours for this run, and an
+        # interrupt reaches the caller the conventional way.
+        try:
+            with CONTROLLER.installed():
+                return run_experiment(experiment_path, context)
+        except Interrupted:
+            raise KeyboardInterrupt from None
     with CONTROLLER.installed(), WaitNotice(context.progress) as notice:
         CONTROLLER.register_run(context.state_dir, run_id)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -463,7 +474,7 @@ def _run_against(
         try:
             # Rollbacks run whatever happened (chaoslib's default skips them after a failure or an
             # interrupt); faults our actions recorded are also undone from the ledger below.
-            with Runner(Strategy.DEFAULT) as chaos:
+            with _chaoslib_signals_left_to_us(), Runner(Strategy.DEFAULT) as chaos:
                 chaos.register_event_handler(notes)
                 journal = chaos.run(merged, CHAOSLIB_SETTINGS, journal=journal)
         finally:
@@ -527,6 +538,24 @@ def _run_against(
             endpoints=endpoints,
         )
         return RunRecord.from_dict(_redact(measures.with_derived(record).to_dict(), notes.secrets))
+
+
+@contextmanager
+def _chaoslib_signals_left_to_us() -> Iterator[None]:
+    """Keep chaoslib from installing its own SIGTERM/SIGUSR1 handlers while the controller handles
+    signals: chaoslib's SIGTERM raises an Exception that the activity in progress swallows, and
+    between installing it and its `running` event a SIGTERM would escape as a traceback."""
+    import chaoslib.run as chaoslib_run
+
+    if not CONTROLLER.is_installed:
+        yield
+        return
+    original = chaoslib_run.exit_signals
+    chaoslib_run.exit_signals = nullcontext
+    try:
+        yield
+    finally:
+        chaoslib_run.exit_signals = original
 
 
 def with_failover_manager(scenario: Scenario, components: Collection[str] | None) -> set[str] | None:

@@ -401,7 +401,8 @@ EXIT_LIMIT_SECONDS = 20.0  # signal -> the harness has exited (a 60 s background
 
 def matrix_experiment_path(kind: str) -> Path:
     """The signal matrix's experiment of one fault kind: a 2 s steady-state probe, a background
-    `recovery-time` probe (60 s timeout), the fault held 3 s, and a rollback that waits 3 s."""
+    `recovery-time` probe (8 s timeout: still running when a method-phase signal lands), the
+    fault held 3 s, and a rollback that waits 3 s."""
     return EXPERIMENTS / f"matrix-{kind}.yaml"
 
 
@@ -520,6 +521,7 @@ def run_matrix_case(
     state_dir: Path,
     work_dir: Path,
     delay_seconds: float = 0.0,
+    twice: bool = False,
 ) -> MatrixOutcome:
     """Run the `kind` experiment, signal it in `phase` (`delay_seconds` after reaching it), time
     the undo from outside, then check the exit, the message, the estate and the process table.
@@ -542,6 +544,9 @@ def run_matrix_case(
         visible = tuple(fault_effects(estate))
         signalled = time.monotonic()
         process.send_signal(signal_)
+        if twice:  # an impatient second Ctrl-C while the first one's undo runs
+            time.sleep(0.02)
+            process.send_signal(signal_)
         deadline = signalled + EXIT_LIMIT_SECONDS
         while not killed and time.monotonic() < deadline:
             if not fault_effects(estate):
