@@ -377,7 +377,7 @@ def run_experiment(experiment_path: Path, context: RunContext) -> RunRecord:
     extension = loading.harness_extension(experiment)
     run_id = new_run_id(context.scenario.name, experiment_path)
     run_dir = context.out_dir / run_id
-    if not CONTROLLER.is_installed:
+    if not CONTROLLER.is_installed and threading.current_thread() is threading.main_thread():
         # Used as a library (the pytest plugin): the controller is ours for this run, and an
         # interrupt reaches the caller the conventional way.
         try:
@@ -547,7 +547,7 @@ def _chaoslib_signals_left_to_us() -> Iterator[None]:
     between installing it and its `running` event a SIGTERM would escape as a traceback."""
     import chaoslib.run as chaoslib_run
 
-    if not CONTROLLER.is_installed:
+    if not CONTROLLER.is_installed and threading.current_thread() is threading.main_thread():
         yield
         return
     original = chaoslib_run.exit_signals
