@@ -10,13 +10,17 @@ the fault proxy and the process table until the fault's effect is gone (tests/sa
 
 Reports: faults left after the rollback (SIGINT/SIGTERM), faults left after `harness recover`,
 processes leaked, and signal -> fault undone p50/p95/max over the interrupts that landed while a
-fault was applied. Goal: 0 / 0 / 0, p95 <= 2 s. Exits 1 when anything was left behind.
+fault was applied. Goal: 0 / 0 / 0, p95 <= 2 s. Then `--guardrail-runs` runs freeze the Redis
+primary under an error-ratio guardrail whose window (1 min) is longer than the freeze (6 s), and
+report fault -> guardrail crossing and crossing -> fault undone (goal: every run aborted, undone
+within 2 s of the crossing). Exits 1 when anything was left behind.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import random
 import signal
 import sys
@@ -27,7 +31,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.measures import percentile
-from tests.safety.trials import KINDS, run_matrix_case, running_estate
+from tests.safety.trials import (
+    EXPERIMENTS,
+    KINDS,
+    Estate,
+    run_harness,
+    run_matrix_case,
+    running_estate,
+    wait_until_steady,
+    write_scenario,
+)
 
 # Phases with a fault applied come up more often: that is where an undo is timed.
 PHASE_WEIGHTS = {"baseline": 1, "steady-state": 1, "method": 4, "rollbacks": 2, "report": 1}
@@ -38,6 +51,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100, help="number of interrupts (default 100)")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--guardrail-runs", type=int, default=5, help="guardrail aborts to time (default 5)")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 32)
     rng = random.Random(seed)
@@ -63,6 +77,7 @@ def main() -> int:
                     f"exited after {outcome.exit_seconds:.2f} s; {verdict}",
                     flush=True,
                 )
+            guardrails = [_guardrail_run(estate, work, index) for index in range(args.guardrail_runs)]
     graceful = [o for o in outcomes if o.signal is not signal.SIGKILL]
     after_rollback = sum(1 for o in graceful if o.left_after_exit)
     after_recover = sum(1 for o in outcomes if o.left_after_recover)
@@ -89,9 +104,58 @@ def main() -> int:
         p50, p95 = percentile(exits, 0.5), percentile(exits, 0.95)
         print(f"signal -> exit: p50 {p50:.2f} s, p95 {p95:.2f} s, max {max(exits):.2f} s")
     print(f"interrupts with any problem: {len(dirty)}")
+    aborted = [g for g in guardrails if g is not None]
+    if guardrails:
+        print(
+            f"guardrail (1 min window, 6 s freeze): {len(aborted)} of {len(guardrails)} runs aborted, failed"
+        )
+    if aborted:
+        crossing = [c for c, _ in aborted]
+        undo = [u for _, u in aborted]
+        print(
+            f"  fault -> crossing: p50 {percentile(crossing, 0.5):.2f} s, max {max(crossing):.2f} s; "
+            f"crossing -> fault undone: p50 {percentile(undo, 0.5):.3f} s, max {max(undo):.3f} s"
+        )
     for outcome in dirty:
         print(f"  {outcome.kind} {outcome.phase} {outcome.signal.name}: {'; '.join(outcome.problems)}")
-    return 1 if dirty else 0
+    guardrails_short = len(aborted) < len(guardrails) or any(u > 2.0 for _, u in aborted)
+    return 1 if dirty or guardrails_short else 0
+
+
+def _guardrail_run(estate: Estate, work: Path, index: int) -> tuple[float, float] | None:
+    """(fault -> crossing, crossing -> undone) seconds of one guarded freeze; None if not aborted."""
+    directory = work / f"guardrail-{index}"
+    directory.mkdir()
+    experiment = directory / "short-freeze.yaml"
+    experiment.write_text((EXPERIMENTS / "pause-primary.yaml").read_text().replace("after: 60", "after: 6"))
+    scenario = write_scenario(
+        directory / "guarded.yaml",
+        "guardrails: {max_error_ratio: 20%, window: 1min, max_duration: 10min}\n",
+        experiments=[experiment],
+    )
+    state, out = directory / "state", directory / "out"
+    result = run_harness(
+        estate, state, "run", str(experiment), "--scenario", str(scenario),
+        "--endpoints", str(estate.endpoints_path), "--out", str(out),
+    )  # fmt: skip
+    left = wait_until_steady(estate, state)
+    runs = list(out.glob("*/run.json"))
+    if result.returncode != 1 or len(runs) != 1 or left:
+        print(f"guardrail run {index}: exit {result.returncode}, left {left}", flush=True)
+        return None
+    record = json.loads(runs[0].read_text())["record"]
+    crossed = [e for e in record["events"] if e["kind"] == "guardrail.crossed"]
+    faults = record["faults"]
+    if len(crossed) != 1 or len(faults) != 1 or faults[0]["undone_at_seconds"] is None:
+        print(f"guardrail run {index}: not aborted", flush=True)
+        return None
+    crossing = crossed[0]["at_seconds"] - faults[0]["applied_at_seconds"]
+    undo = faults[0]["undone_at_seconds"] - crossed[0]["at_seconds"]
+    print(
+        f"guardrail run {index}: crossed {crossing:.2f} s after the fault, undone {undo:.3f} s later",
+        flush=True,
+    )
+    return crossing, undo
 
 
 if __name__ == "__main__":
