@@ -491,6 +491,7 @@ class MatrixOutcome:
     phase: str
     signal: signal.Signals
     reached: bool  # the run was in the phase when the signal was sent
+    finished: bool  # the run had printed its report line before the signal: only its exit was met
     exit_code: int
     visible_at_signal: tuple[str, ...]  # the fault's effect when the signal was sent
     undo_seconds: float | None  # signal -> effect gone (None: still there when the run ended)
@@ -537,11 +538,14 @@ def run_matrix_case(
     problems: list[str] = []
     undo_seconds: float | None = None
     visible: tuple[str, ...] = ()
+    finished = False
     try:
         reached = reach_phase(phase, process, log_path, state_dir, started_wall)
         if delay_seconds:
             time.sleep(delay_seconds)
         visible = tuple(fault_effects(estate))
+        # The run printed its report line: it is over, the signal only meets its exit.
+        finished = re.search(r"^report: ", log_path.read_text(errors="replace"), re.MULTILINE) is not None
         signalled = time.monotonic()
         process.send_signal(signal_)
         if twice:  # an impatient second Ctrl-C while the first one's undo runs
@@ -576,7 +580,10 @@ def run_matrix_case(
     message = next((line for line in reversed(lines) if "interrupted by" in line), "")
     if not reached:
         problems.append(f"the run never reached {phase}")
-    if killed:
+    if finished:
+        if code not in (0, 1, 3, 128 + signal_, -signal_):
+            problems.append(f"the run had finished before the signal but exited {code}")
+    elif killed:
         if code != -signal.SIGKILL:
             problems.append(f"expected death by SIGKILL, got exit {code}")
     else:
@@ -603,7 +610,7 @@ def run_matrix_case(
     leaked = tuple(processes_mentioning(str(case_dir)))
     if leaked:
         problems.append(f"processes left: {list(leaked)}")
-    if phase == "report" and reached and not killed:
+    if phase == "report" and reached and not killed and not finished:
         problems += _stored(estate, state_dir, out_dir)
     problems += wait_until_steady(estate, state_dir)
     return MatrixOutcome(
@@ -611,6 +618,7 @@ def run_matrix_case(
         phase,
         signal_,
         reached,
+        finished,
         code,
         visible,
         undo_seconds,
