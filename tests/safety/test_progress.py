@@ -3,6 +3,7 @@ what is being waited for once a wait has lasted a while."""
 
 from __future__ import annotations
 
+import json
 import time
 
 from harness.progress import (
@@ -52,3 +53,22 @@ def test_no_notice_while_lines_keep_coming() -> None:
             notice.say(f"component {index} ready")
             time.sleep(0.1)
     assert not any(line.startswith("waiting") for line in lines)
+
+
+def test_the_suite_prints_elapsed_and_expected_remaining_time(estate, tmp_path) -> None:
+    from .trials import EXPERIMENTS, run_harness, suite_scenario
+
+    experiment = tmp_path / "brief.yaml"
+    experiment.write_text((EXPERIMENTS / "pause-replica.yaml").read_text().replace("after: 30", "after: 0.5"))
+    scenario = suite_scenario(tmp_path / "suite.yaml", [experiment])
+    state = tmp_path / "state"
+    args = ("suite", "--scenario", str(scenario), "--endpoints", str(estate.endpoints_path), "--out")
+    first = run_harness(estate, state, *args, str(tmp_path / "out"))
+    assert first.returncode in (0, 1, 3), first.stderr
+    # No history yet: the declared pause (0.5 s) plus a run's overhead.
+    assert "[1/1] brief.yaml: about 4s; 0s elapsed, about 4s left" in first.stderr, first.stderr
+    (run_file,) = (tmp_path / "out").glob("*/run.json")
+    took = json.loads(run_file.read_text())["record"]["duration_seconds"]
+    second = run_harness(estate, state, *args, str(tmp_path / "out2"))
+    # Now the first run's duration, from the history.
+    assert f"[1/1] brief.yaml: about {format_duration(took)}; " in second.stderr, second.stderr
