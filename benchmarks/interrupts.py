@@ -71,6 +71,10 @@ def main() -> int:
                 outcome = run_matrix_case(estate, kind, phase, signal_, state_dir, work, delay)
                 outcomes.append(outcome)
                 undo = "-" if outcome.undo_seconds is None else f"{outcome.undo_seconds:.3f} s"
+                if outcome.ledger_undo_seconds is not None:
+                    undo += f" (ledger {outcome.ledger_undo_seconds:.3f} s)"
+                if outcome.slowest_poll_seconds > 0.5:
+                    undo += f" [observer stalled {outcome.slowest_poll_seconds:.1f} s in one look]"
                 verdict = "clean" if outcome.is_clean else "LEFT: " + "; ".join(outcome.problems)
                 print(
                     f"#{index} {kind} {phase} +{delay:.2f} s {signal_.name}: exit {outcome.exit_code}, "
@@ -104,6 +108,15 @@ def main() -> int:
             f"p50 {percentile(timed, 0.5):.3f} s, p95 {percentile(timed, 0.95):.3f} s, max {max(timed):.3f} s"
             + (f" ({len(never)} never undone)" if never else "")
         )
+    by_ledger = [o.ledger_undo_seconds for o in graceful if o.ledger_undo_seconds is not None]
+    if by_ledger:
+        print(
+            f"signal -> the ledger's undone entry: p50 {percentile(by_ledger, 0.5):.3f} s, "
+            f"p95 {percentile(by_ledger, 0.95):.3f} s, max {max(by_ledger):.3f} s"
+        )
+    stalled = [o for o in graceful if o.slowest_poll_seconds > 0.5]
+    if stalled:
+        print(f"observer stalls over 0.5 s (one look at the proxy and process table): {len(stalled)}")
     exits = [o.exit_seconds for o in graceful]
     if exits:
         p50, p95 = percentile(exits, 0.5), percentile(exits, 0.95)

@@ -495,6 +495,8 @@ class MatrixOutcome:
     exit_code: int
     visible_at_signal: tuple[str, ...]  # the fault's effect when the signal was sent
     undo_seconds: float | None  # signal -> effect gone (None: still there when the run ended)
+    ledger_undo_seconds: float | None  # signal -> the ledger's last `undone` entry (the harness's view)
+    slowest_poll_seconds: float  # the observer's slowest look at the proxy and process table
     exit_seconds: float
     message: str  # the harness's line saying what was undone
     left_after_exit: tuple[str, ...]  # open faults and visible effects once the harness exited
@@ -539,6 +541,8 @@ def run_matrix_case(
     undo_seconds: float | None = None
     visible: tuple[str, ...] = ()
     finished = False
+    slowest_poll = 0.0
+    signalled_wall = time.time()
     try:
         reached = reach_phase(phase, process, log_path, state_dir, started_wall)
         if delay_seconds:
@@ -546,14 +550,17 @@ def run_matrix_case(
         visible = tuple(fault_effects(estate))
         # The run printed its report line: it is over, the signal only meets its exit.
         finished = re.search(r"^report: ", log_path.read_text(errors="replace"), re.MULTILINE) is not None
-        signalled = time.monotonic()
+        signalled, signalled_wall = time.monotonic(), time.time()
         process.send_signal(signal_)
         if twice:  # an impatient second Ctrl-C while the first one's undo runs
             time.sleep(0.02)
             process.send_signal(signal_)
         deadline = signalled + EXIT_LIMIT_SECONDS
         while not killed and time.monotonic() < deadline:
-            if not fault_effects(estate):
+            polled = time.monotonic()
+            clean = not fault_effects(estate)
+            slowest_poll = max(slowest_poll, time.monotonic() - polled)
+            if clean:
                 undo_seconds = time.monotonic() - signalled
                 break
             time.sleep(0.01)
@@ -566,6 +573,12 @@ def run_matrix_case(
         if process.poll() is None:
             process.kill()
             process.wait()
+    undone_walls = [
+        e["wall"]
+        for e in ledger.read_entries(state_dir)
+        if e.get("event") == "undone" and e["wall"] >= signalled_wall
+    ]
+    ledger_undo_seconds = max(undone_walls) - signalled_wall if visible and undone_walls else None
     left_after_exit = tuple(_left(estate, state_dir))
     left_after_recover: tuple[str, ...] = ()
     if left_after_exit or killed:
@@ -622,6 +635,8 @@ def run_matrix_case(
         code,
         visible,
         undo_seconds,
+        ledger_undo_seconds,
+        slowest_poll,
         exit_seconds,
         message,
         left_after_exit,
