@@ -306,30 +306,35 @@ class Controller:
 
     def summary(self) -> str:
         """One line: which signal, and what was undone and stopped because of it."""
-        parts = [f"undid {what}" for what in self._undone_since_signal()]
+        undone, still_open = self._since_signal()
+        parts = [f"undid {what}" for what in undone]
         parts += [f"stopped {what}" for what in dict.fromkeys(self._stopped)]
+        parts += [f"left {what} open: run `harness recover`" for what in still_open]
         parts += self._undo_errors
         if not parts:
             parts = ["nothing was left to undo"]
         return f"interrupted by {self.signal_name}: {', '.join(parts)}"
 
-    def _undone_since_signal(self) -> list[str]:
+    def _since_signal(self) -> tuple[list[str], list[str]]:
+        """Faults of the registered runs undone since the signal, and faults still open."""
         from harness import ledger
 
+        undone: list[str] = []
+        still_open: list[str] = []
         if self.signal_monotonic is None:
-            return []
-        found: list[str] = []
+            return undone, still_open
         for run_id, state_dir in self._runs.items():
             try:
                 records = ledger.fault_records(state_dir, 0.0, run_id)
-            except Exception:
+            except Exception:  # an unreadable ledger: `harness recover` says what to do
                 continue
             for fault in reversed(records):
-                if fault.undone_at_seconds is not None and fault.undone_at_seconds >= self.signal_monotonic:
-                    found.append(_describe(fault.action, fault.target))
-                elif fault.undone_at_seconds is None:
-                    self._undo_errors.append(f"left {_describe(fault.action, fault.target)} open")
-        return list(dict.fromkeys(found))
+                what = _describe(fault.action, fault.target)
+                if fault.undone_at_seconds is None:
+                    still_open.append(what)
+                elif fault.undone_at_seconds >= self.signal_monotonic:
+                    undone.append(what)
+        return list(dict.fromkeys(undone)), list(dict.fromkeys(still_open))
 
 
 CONTROLLER = Controller()
