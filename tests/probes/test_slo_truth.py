@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +40,23 @@ def _wait_http(url: str, timeout_seconds: float = 20.0) -> None:
         except OSError:
             time.sleep(0.1)
     raise AssertionError(f"{url} did not answer within {timeout_seconds} s")
+
+
+def _await_scraped(prometheus_url: str, region: str, requests: int, timeout_seconds: float = 30.0) -> None:
+    """Wait until Prometheus holds a scrape of `region`'s API counting `requests` user requests, so
+    the window's edges fall between known scrapes whatever the machine's load."""
+    query = f'sum(harness_api_requests_total{{region="{region}",route!~"metrics|health"}})'
+    url = f"{prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    deadline = time.monotonic() + timeout_seconds
+    seen = None
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            result = json.load(response)["data"]["result"]
+        seen = float(result[0]["value"][1]) if result else None
+        if seen == requests:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"Prometheus saw {seen} user requests of {region}, expected {requests}")
 
 
 def _status(url: str, body: bytes | None = None) -> int:
@@ -144,7 +162,7 @@ def test_error_ratio_counts_exactly_the_user_requests_of_the_fault_window(
     }
     for index in range(7):  # before the window: never counted
         assert _status(f"{estate['ok']}/api/v1/items/before-{index}", b"x") == 201
-    time.sleep(SCRAPE_WAIT_SECONDS)
+    _await_scraped(estate["prometheus_url"], "ok-region", 7)
     fault = ledger.record_applied(
         state, "actions.test.window", "apis", ledger.Undo("x", "y", {}), run_id="truth"
     )
@@ -160,7 +178,7 @@ def test_error_ratio_counts_exactly_the_user_requests_of_the_fault_window(
     for index in range(5):  # the first 5xx this service ever answers falls inside the window
         failed += _status(f"{estate['ok']}/api/v1/items/cut-{index}", b"x") == 503
     assert (written, failed) == (20, 5)
-    time.sleep(SCRAPE_WAIT_SECONDS)  # ... to the last one inside it
+    _await_scraped(estate["prometheus_url"], "ok-region", 32)  # ... to the last one inside it
     ledger.record_undone(state, fault)
     output = slo_error_ratio(configuration=configuration)
     (measurement,) = output["measurements"]
