@@ -38,10 +38,12 @@ from harness.watchers import PatroniWatcher, SentinelWatcher
 
 Progress = Callable[[str], None]
 GUARD_INTERVAL_SECONDS = 0.25
-# The error-ratio guardrail judges the canary requests so far once they weigh this many (so one
-# failed request at the start is not a 100 % blast radius), and the sliding window once the run is
-# older than the window. A request counts for the requests its canary would have sent while it
-# waited: a frozen target answers once per request timeout, and those users all waited.
+# The error-ratio guardrail is judged from the first request: while the run is younger than the
+# window, it is crossed as soon as the failures so far exceed the limit's share of the requests a
+# full window holds (the window's ratio can then no longer end under the limit); after that, over
+# the sliding window. Judged once the requests weigh GUARD_MIN_SAMPLES (one failed request at the
+# start is not a blast radius). A request counts for the requests its canary would have sent while
+# it waited: a frozen target answers once per request timeout, and those users all waited.
 GUARD_MIN_SAMPLES = 20
 SETTLE_SECONDS = 0.5  # canaries keep sampling this long after the rollbacks
 CHAOSLIB_SETTINGS = {"runtime": {"rollbacks": {"strategy": "always"}}}
@@ -133,30 +135,48 @@ class _Guard:
             for c in self._canaries
             for s in c.samples()
         ]
-        return error_ratio_crossing(samples, self._started_monotonic, now, self._limits.window_seconds, limit)
+        per_second = sum(1.0 / c.interval_seconds for c in self._canaries)
+        return error_ratio_crossing(
+            samples, self._started_monotonic, now, self._limits.window_seconds, limit, per_second
+        )
 
 
 def error_ratio_crossing(
-    samples: list[dict[str, Any]], started_monotonic: float, now: float, window_seconds: float, limit: float
+    samples: list[dict[str, Any]],
+    started_monotonic: float,
+    now: float,
+    window_seconds: float,
+    limit: float,
+    requests_per_second: float = 0.0,
 ) -> str:
-    """Why the canary error ratio crosses `limit`, or "": over every request since the run started
-    while the run is younger than the window, over the last `window_seconds` after that; judged
-    once the requests weigh GUARD_MIN_SAMPLES. A sample's `weight` (default 1) is how many
-    requests it stands for."""
+    """Why the canary error ratio crosses `limit`, or "".
+
+    Over the last `window_seconds` (every request since the run started while the run is younger
+    than the window), failures are compared with the requests the window holds: at least
+    `requests_per_second` x `window_seconds` (what the canaries send in a full window), so a young
+    run is stopped as soon as its window can no longer end under the limit, and a failover's few
+    seconds of errors do not read as a 100 % blast radius. Judged once the requests weigh
+    GUARD_MIN_SAMPLES. A sample's `weight` (default 1) is how many requests it stands for."""
     since = max(started_monotonic, now - window_seconds)
     recent = [s for s in samples if s["at_monotonic"] >= since]
     total = sum(float(s.get("weight", 1.0)) for s in recent)
     if total < GUARD_MIN_SAMPLES:
         return ""
-    ratio = sum(float(s.get("weight", 1.0)) for s in recent if not s["ok"]) / total
+    failed = sum(float(s.get("weight", 1.0)) for s in recent if not s["ok"])
+    full_window = max(total, requests_per_second * window_seconds)
+    ratio = failed / full_window
     if ratio <= limit:
         return ""
-    span = (
-        f"the last {window_seconds:g} s"
-        if since > started_monotonic
-        else f"the first {now - started_monotonic:.1f} s of the run"
+    if since > started_monotonic:
+        span = f"the last {window_seconds:g} s"
+    elif full_window > total:
+        span = f"a full {window_seconds:g} s window, {now - started_monotonic:.1f} s into the run"
+    else:
+        span = f"the first {now - started_monotonic:.1f} s of the run"
+    return (
+        f"canary error ratio {ratio:.0%} over {span} ({failed:.0f} of {full_window:.0f} requests failed), "
+        f"guardrail {limit:.0%}"
     )
-    return f"canary error ratio {ratio:.0%} over {span} ({total:.0f} requests), guardrail {limit:.0%}"
 
 
 class _SignalNotes:

@@ -60,12 +60,13 @@ def test_duration_guardrail_aborts_a_fault_held_too_long(estate: Estate, tmp_pat
 
 
 def test_error_ratio_guardrail_fires_before_its_first_window_is_full(estate: Estate, tmp_path: Path) -> None:
-    """The window (1 min) is longer than the fault (a 6 s freeze): judged over the requests so far."""
+    """The window (20 s) is longer than the fault (a 6 s freeze): crossed once the failures so far
+    exceed 10 % of a full window's requests (2 s of them), long before the window is full."""
     experiment = tmp_path / "short-freeze.yaml"
     experiment.write_text((EXPERIMENTS / "pause-primary.yaml").read_text().replace("after: 60", "after: 6"))
     scenario = write_scenario(
         tmp_path / "long-window.yaml",
-        "guardrails: {max_error_ratio: 20%, window: 1min, max_duration: 10min}\n",
+        "guardrails: {max_error_ratio: 10%, window: 20s, max_duration: 10min}\n",
         experiments=[experiment],
     )
     out, state = tmp_path / "out", tmp_path / "state"
@@ -78,7 +79,7 @@ def test_error_ratio_guardrail_fires_before_its_first_window_is_full(estate: Est
     run = json.loads(run_file.read_text())
     (crossed,) = [e for e in run["record"]["events"] if e["kind"] == "guardrail.crossed"]
     (fault,) = run["record"]["faults"]
-    assert "error ratio" in crossed["detail"]["reason"] and "first" in crossed["detail"]["reason"]
+    assert "error ratio" in crossed["detail"]["reason"] and "full 20 s window" in crossed["detail"]["reason"]
     assert crossed["at_seconds"] - fault["applied_at_seconds"] < 6, "it fired only after the fault ended"
     assert 0 <= fault["undone_at_seconds"] - crossed["at_seconds"] <= ABORT_SECONDS
     assert run["grade"]["verdict"] == "fail"
@@ -104,6 +105,23 @@ def test_error_ratio_is_judged_over_the_requests_so_far_then_the_sliding_window(
     old = _samples([False] * 40, start=0.0) + _samples([True] * 40, start=10.0)
     assert error_ratio_crossing(old, 0.0, 12.0, 5.0, 0.2) == ""
     assert "last 11 s" in error_ratio_crossing(old, 0.0, 12.0, 11.0, 0.2)
+
+
+def test_a_young_window_is_judged_against_the_requests_a_full_window_holds() -> None:
+    from harness.runner import error_ratio_crossing
+
+    # aeon-nova: 50 % over 2 min, three canaries at 20 Hz. A Redis failover: 1 s healthy, then
+    # 3 s of failures. The 2-minute window cannot end above 50 % yet: no abort.
+    failover = _samples([True] * 60, step=1 / 60) + _samples([False] * 180, start=1.0, step=1 / 60)
+    assert error_ratio_crossing(failover, 0.0, 4.0, 120.0, 0.5, requests_per_second=60.0) == ""
+    # The issue's case: 1 % over 10 s, one canary at 20 Hz, 94 % failing: crossed within a second
+    # of the first failures, although the window is far from full.
+    burst = _samples([True] * 20) + _samples([False, False, False, True] * 5, start=1.0)
+    reason = error_ratio_crossing(burst, 0.0, 2.0, 10.0, 0.01, requests_per_second=20.0)
+    assert "full 10 s window" in reason and "15 of 200 requests failed" in reason
+    # A whole window's worth of failures later, the sliding window judges alone.
+    old = _samples([False] * 200, start=0.0) + _samples([True] * 200, start=10.0)
+    assert error_ratio_crossing(old, 0.0, 20.1, 10.0, 0.01, requests_per_second=20.0) == ""
 
 
 def test_a_timed_out_request_counts_for_the_requests_it_held_up() -> None:
