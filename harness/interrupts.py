@@ -126,6 +126,7 @@ class Controller:
                 for number, handler in self._previous.items():
                     signal.signal(number, handler)  # type: ignore[arg-type]
                 self._previous.clear()
+                self._reset()  # nothing is cancelled once the command is over (a library caller goes on)
 
     @property
     def is_installed(self) -> bool:

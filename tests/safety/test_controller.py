@@ -58,6 +58,7 @@ def test_the_first_sigterm_undoes_newest_first_then_raises_and_a_second_is_ignor
         )
     assert "SIGINT ignored: rolling back after SIGTERM" in capfd.readouterr().err
     assert signal.getsignal(signal.SIGTERM) is previous  # handed back when the command ends
+    assert not interrupts.cancelled()  # and a library caller in the same process goes on
 
 
 def test_a_deferred_block_finishes_and_the_checkpoint_raises_afterwards(tmp_path: Path) -> None:
