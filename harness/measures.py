@@ -817,22 +817,31 @@ def _fault_window_samples(run: CanaryRun) -> dict[str, list[Sample]]:
     return by_region
 
 
-def error_ratio(record: RunRecord) -> Measurement | None:
-    """Failed share of the canary requests overlapping the fault window, in the worst region."""
-    name = "error_ratio"
+def _fault_window_by_region(
+    record: RunRecord, name: str, unit: str
+) -> dict[str, list[Sample]] | Measurement | None:
+    """Each region's canary requests overlapping the fault window; or the measurement saying what
+    is missing (None: the record has no canary run at all)."""
     run = canary_run(record)
     if run is None:
         return None
     if isinstance(run, str):
-        return _missing(name, "ratio", CANARY, run)
+        return _missing(name, unit, CANARY, run)
     if run.problem:
-        return _missing(name, "ratio", CANARY, run.problem)
+        return _missing(name, unit, CANARY, run.problem)
     by_region = _fault_window_samples(run)
     empty = [r for r, samples in by_region.items() if not samples]
     if empty:
-        return _missing(
-            name, "ratio", CANARY, f"no canary request in the fault window for {', '.join(empty)}"
-        )
+        return _missing(name, unit, CANARY, f"no canary request in the fault window for {', '.join(empty)}")
+    return by_region
+
+
+def error_ratio(record: RunRecord) -> Measurement | None:
+    """Failed share of the canary requests overlapping the fault window, in the worst region."""
+    name = "error_ratio"
+    by_region = _fault_window_by_region(record, name, "ratio")
+    if not isinstance(by_region, dict):
+        return by_region
     ratios = {r: sum(1 for s in samples if not s.ok) / len(samples) for r, samples in by_region.items()}
     worst = max(ratios, key=lambda r: (ratios[r], r))
     total = sum(len(s) for s in by_region.values())
@@ -852,19 +861,9 @@ def canary_p99_latency_seconds(record: RunRecord) -> Measurement | None:
     """99th percentile latency of the canary requests overlapping the fault window, failures and
     timeouts included at their latency, in the worst region; a lower bound when it lands on a timeout."""
     name = "canary_p99_latency_seconds"
-    run = canary_run(record)
-    if run is None:
-        return None
-    if isinstance(run, str):
-        return _missing(name, "seconds", CANARY, run)
-    if run.problem:
-        return _missing(name, "seconds", CANARY, run.problem)
-    by_region = _fault_window_samples(run)
-    empty = [r for r, samples in by_region.items() if not samples]
-    if empty:
-        return _missing(
-            name, "seconds", CANARY, f"no canary request in the fault window for {', '.join(empty)}"
-        )
+    by_region = _fault_window_by_region(record, name, "seconds")
+    if not isinstance(by_region, dict):
+        return by_region
     p99s = {
         r: percentile((answer_seconds(s) - s.at_seconds for s in samples), 0.99)
         for r, samples in by_region.items()
