@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
@@ -320,20 +320,17 @@ def range_values(
     Points of every series returned are merged in time order. Raises ConnectionError when
     Prometheus is unreachable or refuses the query.
     """
-    client = _client(configuration)
     end = time.time()
     offset = time.monotonic() - end  # wall → monotonic for the samples
-    try:
-        series = client.custom_query_range(
+    series = _ask(
+        configuration,
+        lambda client: client.custom_query_range(
             promql,
             start_time=datetime.fromtimestamp(end - window_seconds, UTC),
             end_time=datetime.fromtimestamp(end, UTC),
             step=f"{step_seconds:g}s",
-        )
-    except Exception as exc:
-        raise ConnectionError(f"prometheus at {client.url}: {type(exc).__name__}: {exc}"[:300]) from None
-    finally:
-        client.close()
+        ),
+    )
     points = [
         (float(at) + offset, float(value))
         for item in series
@@ -341,6 +338,23 @@ def range_values(
         if math.isfinite(float(value))
     ]
     return sorted(points)
+
+
+def _ask(configuration: Mapping[str, Any], question: Callable[[Any], Any]) -> Any:
+    """What `question(client)` returns from a fresh Prometheus client; ConnectionError when
+    Prometheus is unreachable or refuses the query."""
+    client = _client(configuration)
+    try:
+        return question(client)
+    except Exception as exc:
+        raise ConnectionError(f"prometheus at {client.url}: {type(exc).__name__}: {exc}"[:300]) from None
+    finally:
+        client.close()
+
+
+def _instant_result(configuration: Mapping[str, Any], promql: str, at_wall: float) -> list[dict[str, Any]]:
+    """The raw result of an instant query evaluated at `at_wall`."""
+    return _ask(configuration, lambda client: client.custom_query(promql, params={"time": f"{at_wall:.3f}"}))
 
 
 def _client(configuration: Mapping[str, Any]) -> Any:
@@ -357,13 +371,7 @@ def _client(configuration: Mapping[str, Any]) -> Any:
 
 def _query(configuration: Mapping[str, Any], promql: str, at_wall: float) -> float | None:
     """The value of an instant query at `at_wall` (the largest, if several series); None: no data."""
-    client = _client(configuration)
-    try:
-        result = client.custom_query(promql, params={"time": f"{at_wall:.3f}"})
-    except Exception as exc:
-        raise ConnectionError(f"prometheus at {client.url}: {type(exc).__name__}: {exc}"[:300]) from None
-    finally:
-        client.close()
+    result = _instant_result(configuration, promql, at_wall)
     values = [float(item["value"][1]) for item in result if "value" in item]
     finite = [v for v in values if math.isfinite(v)]
     return max(finite) if finite else None
@@ -380,18 +388,15 @@ def range_series(
 
     Raises ConnectionError when Prometheus is unreachable or refuses the query.
     """
-    client = _client(configuration)
-    try:
-        series = client.custom_query_range(
+    series = _ask(
+        configuration,
+        lambda client: client.custom_query_range(
             promql,
             start_time=datetime.fromtimestamp(start_wall, UTC),
             end_time=datetime.fromtimestamp(max(end_wall, start_wall), UTC),
             step=f"{step_seconds:g}s",
-        )
-    except Exception as exc:
-        raise ConnectionError(f"prometheus at {client.url}: {type(exc).__name__}: {exc}"[:300]) from None
-    finally:
-        client.close()
+        ),
+    )
     return [
         (
             dict(item.get("metric", {})),
@@ -405,13 +410,7 @@ def _vector(
     configuration: Mapping[str, Any], promql: str, at_wall: float
 ) -> dict[tuple[tuple[str, str], ...], float]:
     """Every series of an instant query at `at_wall`: sorted labels → value."""
-    client = _client(configuration)
-    try:
-        result = client.custom_query(promql, params={"time": f"{at_wall:.3f}"})
-    except Exception as exc:
-        raise ConnectionError(f"prometheus at {client.url}: {type(exc).__name__}: {exc}"[:300]) from None
-    finally:
-        client.close()
+    result = _instant_result(configuration, promql, at_wall)
     found = {}
     for item in result:
         value = float(item.get("value", (0, "nan"))[1])
@@ -450,13 +449,7 @@ def _samples(
     configuration: Mapping[str, Any], promql: str, at_wall: float
 ) -> dict[tuple[tuple[str, str], ...], list[tuple[float, float]]]:
     """The raw samples of a range-vector query at `at_wall`: sorted labels → [(time, value)]."""
-    client = _client(configuration)
-    try:
-        result = client.custom_query(promql, params={"time": f"{at_wall:.3f}"})
-    except Exception as exc:
-        raise ConnectionError(f"prometheus at {client.url}: {type(exc).__name__}: {exc}"[:300]) from None
-    finally:
-        client.close()
+    result = _instant_result(configuration, promql, at_wall)
     found = {}
     for item in result:
         labels = {k: v for k, v in item.get("metric", {}).items() if k != "__name__"}
