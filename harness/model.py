@@ -193,12 +193,16 @@ class Sample:
     @classmethod
     def from_raw(cls, raw: Mapping[str, Any], origin_monotonic: float, probe: str | None = None) -> Sample:
         """A sample from a canary's or probe's raw dict (`at_monotonic`, ...) on a run's clock;
-        `probe` renames it."""
+        `probe` renames it. A non-boolean `ok` is a RecordError: "false" is not a success."""
+        ok = raw.get("ok", True)
+        if not isinstance(ok, bool):
+            name = probe or raw.get("probe", "sample")
+            raise RecordError(f"{name}.ok", f"expected true or false, got {ok!r}")
         return cls(
             probe=probe or raw.get("probe", ""),
             at_seconds=raw["at_monotonic"] - origin_monotonic,
             value=raw.get("value"),
-            ok=bool(raw.get("ok", True)),
+            ok=ok,
             region=raw.get("region", ""),
             latency_seconds=raw.get("latency_seconds"),
             error=raw.get("error", ""),
