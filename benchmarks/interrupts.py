@@ -11,7 +11,7 @@ the fault proxy and the process table until the fault's effect is gone (tests/sa
 Reports: faults left after the rollback (SIGINT/SIGTERM), faults left after `harness recover`,
 processes leaked, and signal -> fault undone p50/p95/max over the interrupts that landed while a
 fault was applied. Goal: 0 / 0 / 0, p95 <= 2 s. Then `--guardrail-runs` runs freeze the Redis
-primary under an error-ratio guardrail whose window (1 min) is longer than the freeze (6 s), and
+primary under an error-ratio guardrail whose window (20 s) is longer than the freeze (6 s), and
 report fault -> guardrail crossing and crossing -> fault undone (goal: every run aborted, undone
 within 2 s of the crossing). Exits 1 when anything was left behind.
 """
@@ -124,9 +124,7 @@ def main() -> int:
     print(f"interrupts with any problem: {len(dirty)}")
     aborted = [g for g in guardrails if g is not None]
     if guardrails:
-        print(
-            f"guardrail (1 min window, 6 s freeze): {len(aborted)} of {len(guardrails)} runs aborted, failed"
-        )
+        print(f"guardrail (10 % over 20 s, 6 s freeze): {len(aborted)} of {len(guardrails)} aborted, failed")
     if aborted:
         crossing = [c for c, _ in aborted]
         undo = [u for _, u in aborted]
@@ -148,7 +146,7 @@ def _guardrail_run(estate: Estate, work: Path, index: int) -> tuple[float, float
     experiment.write_text((EXPERIMENTS / "pause-primary.yaml").read_text().replace("after: 60", "after: 6"))
     scenario = write_scenario(
         directory / "guarded.yaml",
-        "guardrails: {max_error_ratio: 20%, window: 1min, max_duration: 10min}\n",
+        "guardrails: {max_error_ratio: 10%, window: 20s, max_duration: 10min}\n",
         experiments=[experiment],
     )
     state, out = directory / "state", directory / "out"
