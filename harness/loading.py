@@ -19,7 +19,7 @@ import jsonschema
 import yaml
 
 from harness import measure_names, units
-from harness.errors import ConfigError
+from harness.errors import ConfigError, raise_all
 from harness.model import (
     Comparison,
     ExperimentRef,
@@ -46,6 +46,92 @@ _JSON_TYPES = {
 }
 
 
+# Deeper than any real scenario, experiment or endpoints file; far below the depth at which the
+# parsers, the schema validator or chaoslib would hit Python's recursion limit.
+MAX_NESTING = 64
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, line: int) -> None:
+        super().__init__(key, line)
+        self.key, self.line = key, line
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *anchor` merges; explicit keys may override merged ones
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    if key in seen:
+                        raise _DuplicateKey(key, key_node.start_mark.line + 1)
+                    seen.add(key)
+                except TypeError:
+                    continue  # an unhashable key; the base constructor names that problem
+        return super().construct_mapping(node, deep=deep)
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key, 0)
+        seen[key] = value
+    return seen
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply lists and mappings nest in `value`; iterative, so any depth is safe to measure."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if depth > MAX_NESTING:
+            break  # deep enough to refuse; no need to walk the rest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _too_deep(path: Path) -> ConfigError:
+    return ConfigError(
+        path, "", f"nested too deeply: expected at most {MAX_NESTING} levels of lists and mappings"
+    )
+
+
+def parse_text(path: Path, text: str) -> Any:
+    """Parse YAML or JSON text of `path`: duplicate keys and runaway nesting are bad input."""
+    try:
+        if path.suffix == ".json":
+            data = json.loads(text, object_pairs_hook=_json_object)
+        else:
+            data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: safe
+    except RecursionError:
+        raise _too_deep(path) from None
+    except _DuplicateKey as exc:
+        where = f"line {exc.line}" if exc.line else ""
+        raise ConfigError(
+            path, where, f"duplicate key {exc.key!r}: expected each key once per mapping"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(path, f"line {exc.lineno}", f"malformed JSON: {exc.msg}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(path, where, f"malformed YAML: {problem}") from None
+    if nesting_depth(data) > MAX_NESTING:
+        raise _too_deep(path)
+    return data
+
+
 def read_document(path: Path) -> Any:
     """Parse a YAML or JSON file; errors name the file and the line."""
     if not path.exists():
@@ -56,17 +142,7 @@ def read_document(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, "", f"cannot read: {exc}") from None
-    try:
-        if path.suffix == ".json":
-            return json.loads(text)
-        return yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(path, f"line {exc.lineno}", f"malformed JSON: {exc.msg}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(path, where, f"malformed YAML: {problem}") from None
+    return parse_text(path, text)
 
 
 # ---------------------------------------------------------------- scenarios
@@ -132,10 +208,18 @@ def _validate_schema(path: Path, data: Any) -> None:
     if not isinstance(data, dict):
         raise ConfigError(path, "", f"expected a mapping at the top level, got {_describe(data)}")
     validator = jsonschema.Draft202012Validator(scenario_schema())
-    errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), list(e.absolute_path)))
-    if errors:
-        field, problem = _schema_error_message(errors[0])
-        raise ConfigError(path, field, problem)
+    errors = sorted(
+        validator.iter_errors(data), key=lambda e: (len(e.absolute_path), [str(p) for p in e.absolute_path])
+    )
+    # Every problem, one line each; a field named twice (e.g. by oneOf's branches) only once.
+    problems: list[ConfigError] = []
+    fields: set[str] = set()
+    for error in errors:
+        field, problem = _schema_error_message(error)
+        if field not in fields:
+            fields.add(field)
+            problems.append(ConfigError(path, field, problem))
+    raise_all(problems)
 
 
 def _parse(path: Path, field: str, value: Any, parser) -> float:
@@ -447,36 +531,51 @@ _EXPERIMENT_SHAPES = {
 
 
 def _check_experiment_shape(path: Path, experiment: Mapping[str, Any]) -> None:
-    """Top-level fields and activities have the types chaoslib's validator assumes."""
+    """Top-level fields and activities have the types chaoslib's validator assumes; all problems."""
+    problems: list[ConfigError] = []
     for key, (kind, expected) in _EXPERIMENT_SHAPES.items():
         if key in experiment and not isinstance(experiment[key], kind):
-            raise ConfigError(path, key, f"expected {expected}, got {_describe(experiment[key])}")
+            problems.append(ConfigError(path, key, f"expected {expected}, got {_describe(experiment[key])}"))
     hypothesis = experiment.get("steady-state-hypothesis") or {}
-    probes = hypothesis.get("probes", [])
+    probes = hypothesis.get("probes", []) if isinstance(hypothesis, dict) else []
     if not isinstance(probes, list):
-        raise ConfigError(path, "steady-state-hypothesis.probes", f"expected a list, got {_describe(probes)}")
+        problems.append(
+            ConfigError(path, "steady-state-hypothesis.probes", f"expected a list, got {_describe(probes)}")
+        )
+        probes = []
     for section, activities in (
         ("steady-state-hypothesis.probes", probes),
         ("method", experiment.get("method", [])),
         ("rollbacks", experiment.get("rollbacks", [])),
     ):
+        if not isinstance(activities, list):
+            continue  # named above
         for index, activity in enumerate(activities):
             if not isinstance(activity, dict):
-                raise ConfigError(
-                    path, f"{section}.{index}", f"expected an activity mapping, got {_describe(activity)}"
+                problems.append(
+                    ConfigError(
+                        path, f"{section}.{index}", f"expected an activity mapping, got {_describe(activity)}"
+                    )
                 )
+                continue
             provider = activity.get("provider")
             if "ref" not in activity and not isinstance(provider, dict):
-                raise ConfigError(
-                    path, f"{section}.{index}.provider", f"expected a mapping, got {_describe(provider)}"
+                problems.append(
+                    ConfigError(
+                        path, f"{section}.{index}.provider", f"expected a mapping, got {_describe(provider)}"
+                    )
                 )
+                continue
             arguments = provider.get("arguments", {}) if isinstance(provider, dict) else {}
             if not isinstance(arguments, dict | list | str):  # a string for process providers
-                raise ConfigError(
-                    path,
-                    f"{section}.{index}.provider.arguments",
-                    f"expected a mapping, got {_describe(arguments)}",
+                problems.append(
+                    ConfigError(
+                        path,
+                        f"{section}.{index}.provider.arguments",
+                        f"expected a mapping, got {_describe(arguments)}",
+                    )
                 )
+    raise_all(problems)
 
 
 def validate_file(path: str | Path) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -17,8 +19,32 @@ console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(message: str) -> None:
-    """One line on stderr, never a traceback."""
-    print(f"harness: {message}", file=sys.stderr)
+    """One line on stderr per problem (a ConfigErrors message holds several), never a traceback."""
+    for line in message.splitlines() or [""]:
+        print(f"harness: {line}", file=sys.stderr)
+
+
+def ensure_writable_out(out: Path) -> None:
+    """Refuse an --out folder that cannot be written, before any sandbox starts or fault is applied.
+
+    The folder is created (the command would create it anyway) and a scratch file written and
+    removed in it: os.access alone says yes to root on folders it still cannot write (a
+    read-only mount, /proc, a path under a regular file).
+    """
+    from harness.errors import ConfigError
+
+    try:
+        if out.exists() and not out.is_dir():
+            raise ConfigError(out, "", "not writable: exists and is not a directory")
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".harness-write-check-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(out) else ""
+        raise ConfigError(out, "", f"not writable: {reason}{where}") from None
+    if not os.access(out, os.W_OK | os.X_OK):  # belt and braces for odd filesystems
+        raise ConfigError(out, "", "not writable: permission denied")
 
 
 def usage_errors() -> tuple[type[BaseException], ...]:

@@ -18,6 +18,7 @@ from harness.cli._common import (
     ScenarioOption,
     StoreOption,
     console,
+    ensure_writable_out,
     fail,
     progress,
 )
@@ -32,6 +33,12 @@ def register(app: typer.Typer) -> None:
     app.command("score")(score)
 
 
+# Known keys of an endpoints file (sandbox endpoints.json) and what each must be.
+_ENDPOINT_STRINGS = ("redis_master_name", "faultproxy_url", "patroni_scope", "prometheus_url", "sandbox_dir")
+_ENDPOINT_STRING_LISTS = ("redis_sentinels", "etcd_urls")
+_ENDPOINT_MAPPINGS = ("regions", "links")
+
+
 def load_endpoints(path: Path | None) -> dict | None:
     """The endpoints file of an already running target, or None to start a sandbox."""
     if path is None:
@@ -39,7 +46,41 @@ def load_endpoints(path: Path | None) -> dict | None:
     document = loading.read_document(path)
     if not isinstance(document, dict):
         raise ConfigError(path, "", "expected a mapping of endpoints (see sandbox endpoints.json)")
+    check_endpoints_shape(path, document)
     return document
+
+
+def check_endpoints_shape(path: Path, document: dict) -> None:
+    """Known keys have the types the runner and canaries read them as; every problem named."""
+    from harness.errors import raise_all
+
+    problems: list[ConfigError] = []
+
+    def expect(field: str, value: object, kind: type | tuple[type, ...], expected: str) -> bool:
+        if isinstance(value, kind) and not isinstance(value, bool):
+            return True
+        problems.append(
+            ConfigError(path, field, f"expected {expected}, got {json.dumps(value, default=str)[:60]}")
+        )
+        return False
+
+    for key in _ENDPOINT_STRINGS:
+        if key in document:
+            expect(key, document[key], str, "a string")
+    for key in _ENDPOINT_STRING_LISTS:
+        if key in document and expect(key, document[key], list, "a list of strings"):
+            for index, item in enumerate(document[key]):
+                expect(f"{key}.{index}", item, str, "a string")
+    for key in _ENDPOINT_MAPPINGS:
+        if key in document and expect(key, document[key], dict, "a mapping"):
+            for name, entry in document[key].items():
+                if expect(f"{key}.{name}", entry, dict, "a mapping") and key == "regions":
+                    for field in ("redis_url", "api_url", "postgres_dsn"):
+                        if entry.get(field) is not None:
+                            expect(f"{key}.{name}.{field}", entry[field], str, "a string")
+    if "components" in document:
+        expect("components", document["components"], list, "a list")
+    raise_all(problems)
 
 
 def keep_run(record: RunRecord, grade: Grade, out: Path, history: Store, indent: str = "") -> None:
@@ -66,15 +107,17 @@ def run(
     from harness import locking
 
     profile = loading.load_scenario(scenario)
+    target = load_endpoints(endpoints)
+    # Refusals before anything starts (run_experiment checks again under the lock).
+    loading.load_experiment(experiment)
+    ensure_writable_out(out)
     context = runner.RunContext(
         scenario=profile,
         out_dir=out,
-        endpoints=load_endpoints(endpoints),
+        endpoints=target,
         allow_production=allow_production,
         progress=progress,
     )
-    # Refusals before anything starts (run_experiment checks again under the lock).
-    loading.load_experiment(experiment)
     runner.ensure_target_allowed(profile, allow_production)
     with locking.target_lock(context.state_dir, profile.name, store_url):
         record = runner.run_experiment(experiment, context)
@@ -110,6 +153,8 @@ def score(
     The stored run.json and its report are never rewritten: the grade is printed, and a graded
     copy is written only with --out, to a folder other than the stored run's own.
     """
+    if out is not None:
+        ensure_writable_out(out)
     record, _ = report.load_run(run_file)
     grade = scoring.grade(record, loading.load_scenario(scenario))
     if out is not None:

@@ -29,6 +29,7 @@ from harness.cli._common import (
     OutOption,
     ScenarioOption,
     StoreOption,
+    ensure_writable_out,
 )
 from harness.cli.core import load_endpoints
 from harness.cli.suite import run_and_report
@@ -109,7 +110,9 @@ def gate(
         runs = [GatedRun(grade, ref) for _, grade, ref in selection.runs]
         notes, gaps = selection.notes, selection.gaps
     else:
-        result = run_and_report(profile, refs, out, load_endpoints(endpoints), store_url, allow_production)
+        target = load_endpoints(endpoints)
+        ensure_writable_out(out)
+        result = run_and_report(profile, refs, out, target, store_url, allow_production)
         if result.interrupted_exit_code is not None:
             raise typer.Exit(result.interrupted_exit_code)
         runs = [

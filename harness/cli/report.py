@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from harness import report
-from harness.cli._common import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_PASS, console, fail
+from harness.cli._common import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_PASS, console, ensure_writable_out, fail
 from harness.errors import ConfigError, HarnessError
 from harness.model import Grade, RunRecord
 
@@ -40,6 +40,7 @@ def report_command(
         fail("report: give one or more run.json files, or --scenario NAME")
         raise typer.Exit(EXIT_BAD_INPUT)
     try:
+        ensure_writable_out(out)
         runs = [_graded(path) for path in run_files or ()]
         history = _stored_history(scenario, store_url) if scenario is not None else []
     except ConfigError as error:

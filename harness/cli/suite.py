@@ -19,6 +19,7 @@ from harness.cli._common import (
     ScenarioOption,
     StoreOption,
     console,
+    ensure_writable_out,
     progress,
 )
 from harness.cli.core import load_endpoints
@@ -48,7 +49,9 @@ def run_suite(
     """Bring the target up, run the selected experiments one after another, grade, report, bring it down."""
     profile = loading.load_scenario(scenario)
     refs = suite.select_experiments(profile, None if run_all else cadence or ["daily"])
-    result = run_and_report(profile, refs, out, load_endpoints(endpoints), store_url, allow_production)
+    target = load_endpoints(endpoints)
+    ensure_writable_out(out)
+    result = run_and_report(profile, refs, out, target, store_url, allow_production)
     raise typer.Exit(suite.exit_code(result))
 
 

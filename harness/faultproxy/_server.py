@@ -43,6 +43,8 @@ def load_config(path: Path | str) -> list[Any]:
         raise ConfigError(path, "", f"cannot read: {exc.strerror}") from None
     except ValueError as exc:
         raise ConfigError(path, "", f"not JSON: {exc}") from None
+    except RecursionError:
+        raise ConfigError(path, "", "nested too deeply: expected a flat JSON array of proxies") from None
     if not isinstance(value, list):
         raise ConfigError(path, "", "expected a JSON array of proxies, as for POST /populate")
     return value

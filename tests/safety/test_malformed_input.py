@@ -314,3 +314,187 @@ def test_random_api_bodies_get_a_json_client_error_and_the_proxy_keeps_serving(
         assert isinstance(json.loads(answer), dict), answer
     version_status, _ = _request(f"{api}/version", "GET")
     assert version_status == 200
+
+
+# ---------------------------------------------------------------- issue 20: bad input
+# Each: exit 2, one line per problem naming the file (and field), never a traceback.
+
+DEEP_YAML = "[" * 3000 + "]" * 3000 + "\n"
+DEEP_MAPPING_YAML = "".join(" " * i + "a:\n" for i in range(3000)) + " " * 3000 + "a: 1\n"
+DEEP_JSON = "[" * 3000 + "]" * 3000
+
+
+@pytest.fixture(autouse=True)
+def _own_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Locks and ledgers of these runs stay in the test's folder (never the real target's)."""
+    monkeypatch.setenv("HARNESS_STATE_DIR", str(tmp_path / "state"))
+
+
+def _one_error_line(result: Any, path: Path | str) -> str:
+    assert result.exit_code == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"harness: {path}"), lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("text", [DEEP_YAML, DEEP_MAPPING_YAML], ids=["lists", "mappings"])
+@pytest.mark.parametrize("kind", ["scenario", "experiment"])
+def test_deeply_nested_yaml_is_bad_input_with_the_nesting_limit(
+    tmp_path: Path, run_cli: Any, text: str, kind: str
+) -> None:
+    path = tmp_path / f"{kind}.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="nest"):
+        loading.validate_file(path)
+    line = _one_error_line(run_cli("validate", str(path)), path)
+    assert "at most" in line, line
+
+
+def test_deeply_nested_scenario_for_run_is_bad_input(tmp_path: Path, run_cli: Any) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text(DEEP_YAML)
+    experiment = str(EXPERIMENTS / "pause-replica.yaml")
+    _one_error_line(run_cli("run", experiment, "--scenario", str(path), "--out", str(tmp_path / "o")), path)
+    _one_error_line(run_cli("run", str(path), "--scenario", str(ROOT / "scenarios" / "aeon-nova.yaml"),
+                            "--out", str(tmp_path / "o")), path)  # fmt: skip
+
+
+def test_deeply_nested_json_in_every_user_file_is_bad_input(tmp_path: Path, run_cli: Any) -> None:
+    from harness.faultproxy import load_config
+
+    path = tmp_path / "deep.json"
+    path.write_text(DEEP_JSON)
+    with pytest.raises(ConfigError, match="nest"):
+        loading.read_document(path)
+    with pytest.raises(ConfigError, match="nest"):
+        load_config(path)
+    experiment = str(EXPERIMENTS / "pause-replica.yaml")
+    scenario = str(ROOT / "scenarios" / "aeon-nova.yaml")
+    result = run_cli(
+        "run", experiment, "--scenario", scenario, "--endpoints", str(path), "--out", str(tmp_path)
+    )
+    _one_error_line(result, path)
+
+
+def test_proxy_serve_with_a_deeply_nested_config_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "proxies.json"
+    path.write_text(DEEP_JSON)
+    result = subprocess.run(
+        harness_command("proxy", "serve", "--port", "0", "--config", str(path)), cwd=ROOT,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert str(path) in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "key"),
+    [
+        ("scenario.yaml", SCENARIO + "name: again\n", "name"),
+        ("nested.yaml", "title: t\nmethod:\n  - type: action\n    name: a\n    name: b\n", "name"),
+        ("doc.json", '{"title": "t", "title": "u"}', "title"),
+    ],
+)
+def test_duplicate_keys_are_bad_input_naming_the_key(
+    tmp_path: Path, run_cli: Any, name: str, text: str, key: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=f"duplicate key '{key}'"):
+        loading.read_document(path)
+    line = _one_error_line(run_cli("validate", str(path)), path)
+    assert f"duplicate key '{key}'" in line
+
+
+def test_yaml_merge_keys_are_not_duplicates(tmp_path: Path) -> None:
+    path = tmp_path / "merge.yaml"
+    path.write_text("base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  x: 3\n")
+    assert loading.read_document(path)["other"] == {"x": 3, "y": 2}
+
+
+def test_validate_reports_every_problem_of_a_file(tmp_path: Path, run_cli: Any) -> None:
+    path = tmp_path / "scenario.yaml"
+    document = copy.deepcopy(VALID_SCENARIO)
+    document["environment"] = "prod"
+    document["unknown_field"] = 1
+    document["guardrails"]["max_error_ratio"] = []
+    path.write_text(_dump(document))
+    result = run_cli("validate", str(path))
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 3, result.stderr
+    assert all(line.startswith(f"harness: {path}:") for line in lines), result.stderr
+    fields = {line.split(":")[2] for line in lines}
+    assert fields == {"environment", "unknown_field", "guardrails.max_error_ratio"}, result.stderr
+
+
+def test_validate_reports_every_shape_problem_of_an_experiment(tmp_path: Path, run_cli: Any) -> None:
+    path = tmp_path / "experiment.yaml"
+    document = copy.deepcopy(VALID_EXPERIMENT)
+    document["title"] = 3
+    document["tags"] = "x"
+    path.write_text(_dump(document))
+    lines = [line for line in run_cli("validate", str(path)).stderr.splitlines() if line.strip()]
+    assert {line.split(":")[2] for line in lines} == {"title", "tags"}, lines
+
+
+def _unwritable(tmp_path: Path) -> Path:
+    """A folder that cannot be created, even by root: its parent is a regular file."""
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    return blocker / "out"
+
+
+@pytest.mark.parametrize("command", ["run", "suite", "score", "report"])
+def test_out_that_cannot_be_written_is_bad_input_before_anything_starts(
+    tmp_path: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    from harness import runner, session
+
+    def must_not_start(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("started although --out cannot be written")
+
+    monkeypatch.setattr(runner, "run_experiment", must_not_start)
+    monkeypatch.setattr(session, "run_and_report", must_not_start)
+    monkeypatch.setenv("HARNESS_STATE_DIR", str(tmp_path / "state"))
+    out = _unwritable(tmp_path)
+    scenario = str(ROOT / "scenarios" / "aeon-nova.yaml")
+    run_file = tmp_path / "run.json"
+    run_file.write_text("{}")
+    args = {
+        "run": ("run", str(EXPERIMENTS / "pause-replica.yaml"), "--scenario", scenario),
+        "suite": ("suite", "--scenario", scenario),
+        "score": ("score", str(run_file), "--scenario", scenario),
+        "report": ("report", str(run_file)),
+    }[command]
+    line = _one_error_line(run_cli(*args, "--out", str(out)), out)
+    assert line.startswith(f"harness: {out}: not writable: "), line
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("[1, 2]", ""),
+        ('{"regions": []}', "regions"),
+        ('{"regions": {"us": "x"}}', "regions.us"),
+        ('{"redis_sentinels": "127.0.0.1:1"}', "redis_sentinels"),
+        ('{"redis_master_name": 3}', "redis_master_name"),
+        ('{"etcd_urls": [1]}', "etcd_urls.0"),
+        ('{"links": ["a"]}', "links"),
+    ],
+)
+def test_endpoints_in_the_wrong_shape_name_the_file_and_field(
+    tmp_path: Path, run_cli: Any, text: str, field: str
+) -> None:
+    path = tmp_path / "endpoints.json"
+    path.write_text(text)
+    experiment = str(EXPERIMENTS / "pause-replica.yaml")
+    scenario = str(ROOT / "scenarios" / "aeon-nova.yaml")
+    result = run_cli(
+        "run", experiment, "--scenario", scenario, "--endpoints", str(path), "--out", str(tmp_path)
+    )
+    line = _one_error_line(result, f"{path}:{field}" if field else path)
+    assert "expected" in line, line
