@@ -291,20 +291,27 @@ def _parse_limit(path: Path, field: str, value: Any, unit: str) -> float:
 
 
 def _parse_targets(path: Path, data: Mapping[str, dict[str, Any]]) -> tuple[Target, ...]:
-    targets = []
+    targets, problems = [], []
     for name, item in data.items():
         measure = item["measure"]
         if not measure_names.is_known(measure):
             # A name no code produces would grade `unknown` forever: most likely a typo.
-            raise ConfigError(
-                path,
-                f"targets.{name}.measure",
-                f"unknown measure {measure!r} (valid: {', '.join(measure_names.valid_names())})",
+            problems.append(
+                ConfigError(
+                    path,
+                    f"targets.{name}.measure",
+                    f"unknown measure {measure!r} (valid: {', '.join(measure_names.valid_names())})",
+                )
             )
+            continue
         unit = units.unit_of_measure(measure)
         comparison = Comparison.AT_MOST if "at_most" in item else Comparison.AT_LEAST
         key = comparison.value
-        limit = _parse_limit(path, f"targets.{name}.{key}", item[key], unit)
+        try:
+            limit = _parse_limit(path, f"targets.{name}.{key}", item[key], unit)
+        except ConfigError as problem:
+            problems.append(problem)  # every bad target named, not only the first
+            continue
         targets.append(
             Target(
                 name=name,
@@ -318,6 +325,7 @@ def _parse_targets(path: Path, data: Mapping[str, dict[str, Any]]) -> tuple[Targ
                 source=item.get("source", ""),
             )
         )
+    raise_all(problems)
     return tuple(targets)
 
 

@@ -498,3 +498,15 @@ def test_endpoints_in_the_wrong_shape_name_the_file_and_field(
     )
     line = _one_error_line(result, f"{path}:{field}" if field else path)
     assert "expected" in line, line
+
+
+def test_validate_reports_every_bad_target_not_only_the_first(tmp_path: Path, run_cli: Any) -> None:
+    path = tmp_path / "scenario.yaml"
+    path.write_text(
+        SCENARIO.replace("at_most: 60s", "at_most: fast")
+        + "  typo: {measure: failover_typo_seconds, at_most: 1s}\n"
+        + "  neg: {measure: rto_seconds, at_most: -1s}\n"
+    )
+    lines = [line for line in run_cli("validate", str(path)).stderr.splitlines() if line.strip()]
+    fields = [line.split(":")[2] for line in lines]
+    assert fields == ["targets.rto.at_most", "targets.typo.measure", "targets.neg.at_most"], lines
