@@ -49,6 +49,9 @@ _JSON_TYPES = {
 # Deeper than any real scenario, experiment or endpoints file; far below the depth at which the
 # parsers, the schema validator or chaoslib would hit Python's recursion limit.
 MAX_NESTING = 64
+# Far more values than any real file holds; YAML aliases can otherwise expand a few lines into
+# billions of values ("billion laughs") that every later walk would take forever over.
+MAX_VALUES = 100_000
 
 
 class _DuplicateKey(Exception):
@@ -85,19 +88,22 @@ def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return seen
 
 
-def nesting_depth(value: Any) -> int:
-    """How deeply lists and mappings nest in `value`; iterative, so any depth is safe to measure."""
-    deepest, stack = 0, [(value, 1)]
+def _check_size(path: Path, value: Any) -> None:
+    """Refuse runaway nesting or alias expansion; iterative, so any input is safe to measure."""
+    stack, seen = [(value, 1)], 0
     while stack:
         item, depth = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            raise ConfigError(
+                path, "", f"too many values: expected at most {MAX_VALUES} (YAML aliases expand)"
+            )
         children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
         if children is None:
             continue
-        deepest = max(deepest, depth)
         if depth > MAX_NESTING:
-            break  # deep enough to refuse; no need to walk the rest
+            raise _too_deep(path)
         stack.extend((child, depth + 1) for child in children)
-    return deepest
 
 
 def _too_deep(path: Path) -> ConfigError:
@@ -127,8 +133,7 @@ def parse_text(path: Path, text: str) -> Any:
         where = f"line {mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(path, where, f"malformed YAML: {problem}") from None
-    if nesting_depth(data) > MAX_NESTING:
-        raise _too_deep(path)
+    _check_size(path, data)
     return data
 
 

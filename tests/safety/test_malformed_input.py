@@ -510,3 +510,13 @@ def test_validate_reports_every_bad_target_not_only_the_first(tmp_path: Path, ru
     lines = [line for line in run_cli("validate", str(path)).stderr.splitlines() if line.strip()]
     fields = [line.split(":")[2] for line in lines]
     assert fields == ["targets.rto.at_most", "targets.typo.measure", "targets.neg.at_most"], lines
+
+
+def test_yaml_aliases_that_expand_without_end_are_bad_input(tmp_path: Path) -> None:
+    # "Billion laughs": nine levels of nine aliases would be 9**9 values to walk.
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    path = tmp_path / "laughs.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match="expected at most"):
+        loading.read_document(path)
