@@ -8,6 +8,8 @@ acknowledged write is kept, so lost writes (RPO) can be counted after recovery.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import threading
 import time
 import urllib.error
@@ -368,32 +370,59 @@ _UPSERT = (
 
 
 class _PostgresRequest:
+    """One upsert per call. statement_timeout is the server's: a frozen server or a link that holds
+    its bytes never fires it, so a watchdog shuts the connection's socket down at the client's own
+    timeout and the request fails as a timeout instead of waiting for ever."""
+
     def __init__(self, target: CanaryTarget, timeout_seconds: float) -> None:
         self._dsn = target.dsn
         self._timeout = timeout_seconds
         self._connection = None
+        self._lock = threading.Lock()
+        self._expired = False
 
     def __call__(self, key: str, value: str) -> None:
         import psycopg
 
+        watchdog = None
+        self._expired = False
         try:
             if self._connection is None or self._connection.closed:
                 self._connection = psycopg.connect(
                     self._dsn, connect_timeout=max(1, round(self._timeout)), autocommit=True
                 )
+            watchdog = threading.Timer(self._timeout, self._cut, args=(self._connection,))
+            watchdog.daemon = True
+            watchdog.start()
             with self._connection.cursor() as cursor:
                 cursor.execute(f"SET statement_timeout = {int(self._timeout * 1000)}")
                 cursor.execute(_CREATE_TABLE)
                 cursor.execute(_UPSERT, (key, value))
-        except Exception:
-            if self._connection is not None:
-                self._connection.close()
-            self._connection = None
+        except Exception as exc:
+            self.close()
+            if self._expired:
+                raise TimeoutError(f"no answer from PostgreSQL within {self._timeout:g} s") from exc
             raise
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+        with self._lock:
+            if self._expired:  # answered just as the watchdog cut it: the next call reconnects
+                self.close()
+
+    def _cut(self, connection: Any) -> None:
+        with self._lock:
+            self._expired = True
+            try:
+                with socket.socket(fileno=os.dup(connection.pgconn.socket)) as sock:
+                    sock.shutdown(socket.SHUT_RDWR)
+            except Exception:
+                pass  # already closed: the request has its answer or its error
 
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
+        self._connection = None
 
 
 VERIFIABLE_KINDS = ("redis", "postgres")  # an http write lands behind the API: not checked here
