@@ -27,23 +27,27 @@ def fail(message: str) -> None:
 def ensure_writable_out(out: Path) -> None:
     """Refuse an --out folder that cannot be written, before any sandbox starts or fault is applied.
 
-    The folder is created (the command would create it anyway) and a scratch file written and
-    removed in it: os.access alone says yes to root on folders it still cannot write (a
-    read-only mount, /proc, a path under a regular file).
+    The folder is created and a scratch file written and removed in it: os.access alone says yes
+    to root on folders it still cannot write (a read-only mount, /proc, a path under a regular
+    file). Folders the check created are removed again, so a later refusal leaves nothing behind.
     """
     from harness.errors import ConfigError
 
+    created = [folder for folder in (out, *out.parents) if not folder.exists()]
     try:
         if out.exists() and not out.is_dir():
             raise ConfigError(out, "", "not writable: exists and is not a directory")
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".harness-write-check-"):
             pass
+        accessible = os.access(out, os.W_OK | os.X_OK)  # belt and braces for odd filesystems
+        for folder in created:  # deepest first
+            folder.rmdir()
     except OSError as exc:
         reason = exc.strerror or str(exc)
         where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(out) else ""
         raise ConfigError(out, "", f"not writable: {reason}{where}") from None
-    if not os.access(out, os.W_OK | os.X_OK):  # belt and braces for odd filesystems
+    if not accessible:
         raise ConfigError(out, "", "not writable: permission denied")
 
 
