@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from actions.network import heal_regions, partition_regions
-from harness.canary import Canary, targets_from_endpoints
+from harness.canary import Canary, request_once, targets_from_endpoints
 from harness.sandbox import Sandbox, down, up
 from harness.sandbox.examples import example_scenario
 
@@ -46,6 +46,15 @@ def test_one_target_per_region_through_its_routes(routed_estate: Sandbox) -> Non
     assert primary_postgres in postgres_targets["us-east-1"].dsn
 
 
+def _await_answers(targets: list[Any], timeout_seconds: float = 30.0) -> None:
+    """Wait (bounded) until every target answers one request."""
+    deadline = time.monotonic() + timeout_seconds
+    for target in targets:
+        while error := request_once(target):  # "" once it answered
+            assert time.monotonic() < deadline, f"{target.kind} {target.region}: {error}"
+            time.sleep(0.2)
+
+
 def _run(targets: list[Any], seconds: float) -> dict[tuple[str, str], list[dict[str, Any]]]:
     canaries = [Canary(t, rate_hz=10, timeout_seconds=1.0, max_duration_seconds=30) for t in targets]
     for canary in canaries:
@@ -57,6 +66,7 @@ def _run(targets: list[Any], seconds: float) -> dict[tuple[str, str], list[dict[
 def test_cutting_a_region_fails_its_canaries_only(routed_estate: Sandbox, tmp_path: Path) -> None:
     configuration = {**routed_estate.endpoints, "harness_state_dir": str(tmp_path / "state"), "run_id": "t"}
     targets = targets_from_endpoints(configuration, ["redis", "postgres"])
+    _await_answers(targets)  # Sentinel may not name the master yet on a loaded machine
     healthy = _run(targets, 1.5)
     assert all(samples and all(s["ok"] for s in samples) for samples in healthy.values()), {
         key: [s["error"] for s in samples if not s["ok"]][:1] for key, samples in healthy.items()
