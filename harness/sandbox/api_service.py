@@ -25,7 +25,7 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -198,24 +198,20 @@ def _handler(backends: Backends, metrics: Metrics) -> type[BaseHTTPRequestHandle
                 )
 
         def do_GET(self) -> None:
-            started = time.perf_counter()
-            self.replied = False  # one handler serves every request of a kept-alive connection
-            try:
-                self._get(started)
-            except (BrokenPipeError, ConnectionResetError):
-                raise
-            except Exception as error:
-                self._answer_failure("GET", started, error)
+            self._serve("GET", self._get)
 
         def do_POST(self) -> None:
+            self._serve("POST", self._post)
+
+        def _serve(self, method: str, handle: Callable[[float], None]) -> None:
             started = time.perf_counter()
             self.replied = False  # one handler serves every request of a kept-alive connection
             try:
-                self._post(started)
+                handle(started)
             except (BrokenPipeError, ConnectionResetError):
                 raise
             except Exception as error:
-                self._answer_failure("POST", started, error)
+                self._answer_failure(method, started, error)
 
         def _get(self, started: float) -> None:
             if self.path == "/api/v1/health":
