@@ -261,8 +261,8 @@ def measure_proxy_outages(endpoints: dict[str, Any], repetitions: int, rate_hz: 
 
 
 def measure_lag(endpoints: dict[str, Any], state_dir: Path, markers: int) -> dict[str, Any]:
-    from actions.network import add_latency, remove_latency
-    from probes.replication import replication_lag_seconds
+    from harness.actions.network import add_latency, remove_latency
+    from harness.probes.replication import replication_lag_seconds
 
     configuration = {**endpoints, "harness_state_dir": str(state_dir)}
     primary = endpoints["primary_region"]

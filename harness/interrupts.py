@@ -79,7 +79,7 @@ def _say(message: str) -> None:
 
 
 def _describe(action: str, target: str) -> str:
-    """`actions.network.partition_regions` on `a<->b` reads "partition regions a<->b"."""
+    """`harness.actions.network.partition_regions` on `a<->b` reads "partition regions a<->b"."""
     return f"{action.rpartition('.')[2].replace('_', ' ')} {target}".strip()
 
 

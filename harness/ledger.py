@@ -26,6 +26,15 @@ from harness.model import FaultRecord
 LEDGER_FILE = "faults.jsonl"
 
 
+# Ledgers written before the activities moved under the harness package name "actions.network" etc.;
+# `harness recover` must still undo what they hold.
+_LEGACY_PACKAGES = ("actions.", "probes.")
+
+
+def _current_module(module: str) -> str:
+    return f"harness.{module}" if module.startswith(_LEGACY_PACKAGES) else module
+
+
 @dataclass(frozen=True, slots=True)
 class Undo:
     """How to undo a fault: a function by module path and its keyword arguments."""
@@ -35,7 +44,7 @@ class Undo:
     arguments: Mapping[str, Any] = field(default_factory=dict)
 
     def call(self) -> Any:
-        function = getattr(importlib.import_module(self.module), self.func)
+        function = getattr(importlib.import_module(_current_module(self.module)), self.func)
         return function(**self.arguments)
 
 

@@ -41,7 +41,9 @@ SETTLE_SECONDS = 0.5
 # A canary's request timeout when the record does not say (harness.canary.REQUEST_TIMEOUT_SECONDS).
 DEFAULT_TIMEOUT_SECONDS = 1.0
 
-LOAD_ACTION_PREFIX = "actions.load."
+LOAD_ACTION_PREFIX = "harness.actions.load."
+# Records stored before the activities moved under the harness package name them "actions.load.*".
+LEGACY_LOAD_ACTION_PREFIX = "actions.load."
 DETECTION_KINDS = ("sentinel.+odown", "patroni.leader-lost")
 PROMOTION_KINDS = ("sentinel.+switch-master", "patroni.promoted", "postgres.promoted", "redis.promoted")
 # Actions that promote by themselves: their effect proof already names the new writer/primary.
@@ -80,8 +82,8 @@ def is_timeout(sample: Sample) -> bool:
 
 
 def is_load(fault: FaultRecord) -> bool:
-    """Load (actions.load.*) is journalled like a fault but disrupts nothing by itself."""
-    return fault.action.startswith(LOAD_ACTION_PREFIX)
+    """Load (harness.actions.load.*) is journalled like a fault but disrupts nothing by itself."""
+    return fault.action.startswith((LOAD_ACTION_PREFIX, LEGACY_LOAD_ACTION_PREFIX))
 
 
 def disruptive_faults(record: RunRecord) -> list[FaultRecord]:

@@ -214,7 +214,7 @@ class FaultRecord:
     """A fault the run applied, when, whether it was undone and whether it took effect."""
 
     fault_id: str
-    action: str  # e.g. "actions.instances.stop_instance"
+    action: str  # e.g. "harness.actions.instances.stop_instance"
     target: str  # e.g. "redis-primary"
     applied_at_seconds: float
     undone_at_seconds: float | None = None

@@ -48,7 +48,7 @@ from harness.model import (
 from harness.units import format_quantity
 
 # Modules whose actions record every fault they apply in the fault ledger, with a proof of effect.
-LEDGER_MODULE_PREFIX = "actions."
+LEDGER_MODULE_PREFIX = "harness.actions."
 
 
 def run_doubts(record: RunRecord) -> list[str]:

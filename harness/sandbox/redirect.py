@@ -10,7 +10,7 @@ CLIENT LIST still show the addresses Sentinel expects; the bytes cross the fault
 
 The library is compiled from the C source below with the system's C compiler at `up`;
 without one, `build` returns None and the sandbox falls back to proxy ports in
-``replicaof`` (which Sentinel undoes, as actions.network then reports).
+``replicaof`` (which Sentinel undoes, as harness.actions.network then reports).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import redis
 
-from actions.instances import (
+from harness import ledger
+from harness.actions.instances import (
     fail_region,
     pause_instance,
     restore_region,
@@ -19,7 +20,6 @@ from actions.instances import (
     start_instance,
     stop_instance,
 )
-from harness import ledger
 from harness.errors import ConfigError
 from harness.sandbox import load_components
 

@@ -1,4 +1,4 @@
-"""actions.load: Locust as a subprocess against the sandbox's real regional APIs."""
+"""harness.actions.load: Locust as a subprocess against the sandbox's real regional APIs."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 import psutil
 import pytest
 
-from actions.load import start_load, stop_load
 from harness import ledger
+from harness.actions.load import start_load, stop_load
 from harness.errors import ConfigError
 from harness.sandbox import Sandbox, down, up
 from harness.sandbox.examples import example_scenario

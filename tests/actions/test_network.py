@@ -1,4 +1,4 @@
-"""actions.network against the project's fault proxy carrying real Redis traffic between regions."""
+"""harness.actions.network against the project's fault proxy carrying real Redis traffic between regions."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from actions.network import (
+from harness import ledger
+from harness.actions.network import (
     add_latency,
     degrade_link,
     heal_regions,
@@ -24,7 +25,6 @@ from actions.network import (
     remove_latency,
     restore_link,
 )
-from harness import ledger
 from harness.errors import ConfigError
 from harness.sandbox import down, stop_component, up
 from harness.sandbox.examples import example_scenario

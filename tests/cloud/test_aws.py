@@ -9,9 +9,14 @@ import pytest
 from botocore.exceptions import ClientError
 from chaoslib.exceptions import ActivityFailed
 
-from actions import aws
 from harness import ledger
-from probes.aws import asg_is_at_desired_capacity, instance_states, rds_cluster_writer, running_instance_count
+from harness.actions import aws
+from harness.probes.aws import (
+    asg_is_at_desired_capacity,
+    instance_states,
+    rds_cluster_writer,
+    running_instance_count,
+)
 
 AMI = "ami-12c6146b"  # one of moto's built-in images
 
@@ -45,7 +50,7 @@ def test_stop_then_start_instances(moto_aws: str, ledger_dir: Path):
     [fault] = ledger.open_faults(ledger_dir)
     assert fault.target == f"aws/us-east-1/ec2/{ids[0]},{ids[1]}"
     assert fault.undo == ledger.Undo(
-        "actions.aws", "start_instances", {"instance_ids": ids, "region": "us-east-1"}
+        "harness.actions.aws", "start_instances", {"instance_ids": ids, "region": "us-east-1"}
     )
 
     started = aws.start_instances(ids, region="us-east-1", configuration=_config(ledger_dir))
@@ -88,7 +93,9 @@ def test_terminate_asg_instance_is_replaced(moto_aws: str, ledger_dir: Path):
     assert result["effect_proven"] is True
     [fault] = ledger.open_faults(ledger_dir)
     assert fault.undo == ledger.Undo(
-        "actions.aws", "await_asg_healthy", {"asg_name": "web", "region": "us-east-1", "timeout_seconds": 600}
+        "harness.actions.aws",
+        "await_asg_healthy",
+        {"asg_name": "web", "region": "us-east-1", "timeout_seconds": 600},
     )
 
     awaited = aws.await_asg_healthy("web", timeout_seconds=30, configuration=_config(ledger_dir))
@@ -174,7 +181,7 @@ def test_availability_zone_failure_and_restore(moto_aws: str, ledger_dir: Path):
     assert result["effect_proven"] is True
     [fault] = ledger.open_faults(ledger_dir)
     assert fault.undo == ledger.Undo(
-        "actions.aws",
+        "harness.actions.aws",
         "restore_availability_zone",
         {"az": "us-east-1a", "instance_ids": in_a, "region": "us-east-1"},
     )

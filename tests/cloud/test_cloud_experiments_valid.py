@@ -36,9 +36,9 @@ def test_experiment_is_valid_and_uses_our_activities(name: str):
 
     assert experiment["tags"] and experiment["rollbacks"]
     modules = {a["provider"]["module"] for a in _activities(experiment)}
-    assert all(m.split(".")[0] in ("actions", "probes") for m in modules), modules
+    assert all(m.startswith(("harness.actions.", "harness.probes.")) for m in modules), modules
     rolled_back = {a["provider"]["module"] for a in experiment["rollbacks"]}
-    assert rolled_back <= {"actions.kubernetes", "actions.aws"}
+    assert rolled_back <= {"harness.actions.kubernetes", "harness.actions.aws"}
 
 
 def test_pod_kill_experiment_runs_against_the_fake_cluster(fake_k8s: FakeCluster, ledger_dir: Path):

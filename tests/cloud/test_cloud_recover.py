@@ -6,10 +6,10 @@ from pathlib import Path
 
 import boto3
 
-from actions import aws as aws_actions
-from actions import kubernetes as k8s_actions
 from harness import ledger
-from probes.aws import instance_states
+from harness.actions import aws as aws_actions
+from harness.actions import kubernetes as k8s_actions
+from harness.probes.aws import instance_states
 
 from .conftest import AWS_SECRET, K8S_TOKEN, FakeCluster
 

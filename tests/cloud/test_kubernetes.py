@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
-from actions import kubernetes as k8s
 from harness import ledger
-from probes.kubernetes import deployment_ready_replicas, network_policy_exists, node_is_schedulable
+from harness.actions import kubernetes as k8s
+from harness.probes.kubernetes import deployment_ready_replicas, network_policy_exists, node_is_schedulable
 
 from .conftest import K8S_TOKEN, FakeCluster
 
@@ -40,7 +40,9 @@ def test_scale_down_records_previous_replicas_and_restore_closes_it(fake_k8s: Fa
     assert fault.fault_id == result["fault_id"]
     assert fault.target == "kubernetes/default/deployment/web"
     assert fault.undo == ledger.Undo(
-        "actions.kubernetes", "restore_deployment_scale", {"name": "web", "ns": "default", "replicas": 3}
+        "harness.actions.kubernetes",
+        "restore_deployment_scale",
+        {"name": "web", "ns": "default", "replicas": 3},
     )
     assert f"Bearer {K8S_TOKEN}" in fake_k8s.auth_headers
     assert K8S_TOKEN not in (ledger_dir / ledger.LEDGER_FILE).read_text()
@@ -91,7 +93,7 @@ def test_deny_all_partition_and_heal(fake_k8s: FakeCluster, ledger_dir: Path):
     assert result["effect_proven"] is True
     [fault] = ledger.open_faults(ledger_dir)
     assert fault.undo == ledger.Undo(
-        "actions.kubernetes", "heal_namespace", {"ns": "shop", "name": "harness-partition"}
+        "harness.actions.kubernetes", "heal_namespace", {"ns": "shop", "name": "harness-partition"}
     )
 
     fake_k8s.clear_calls()
@@ -160,7 +162,7 @@ def test_terminate_pods_then_await_ready(fake_k8s: FakeCluster, ledger_dir: Path
     assert result["deleted_pods"] == [victim] and result["effect_proven"] is True
     [fault] = ledger.open_faults(ledger_dir)
     assert fault.undo == ledger.Undo(
-        "actions.kubernetes",
+        "harness.actions.kubernetes",
         "await_deployment_ready",
         {"name": "web", "ns": "default", "timeout_seconds": 300},
     )
@@ -198,7 +200,7 @@ def test_cordon_and_uncordon(fake_k8s: FakeCluster, ledger_dir: Path):
     assert fake_k8s.bodies[1] == {"spec": {"unschedulable": True}}
     assert result["effect_proven"] is True and not node_is_schedulable("n1")
     [fault] = ledger.open_faults(ledger_dir)
-    assert fault.undo == ledger.Undo("actions.kubernetes", "uncordon_node", {"name": "n1"})
+    assert fault.undo == ledger.Undo("harness.actions.kubernetes", "uncordon_node", {"name": "n1"})
 
     fake_k8s.clear_calls()
     k8s.uncordon_node("n1", configuration=_config(ledger_dir))

@@ -84,7 +84,9 @@ def test_detection_and_promotion_from_patroni_events() -> None:
         started_at="2026-01-01T00:00:00+00:00",
         duration_seconds=30.0,
         status="completed",
-        faults=(FaultRecord("f", "actions.instances.stop_instance", "patroni-us-east-1", 2.0, 25.0, True),),
+        faults=(
+            FaultRecord("f", "harness.actions.instances.stop_instance", "patroni-us-east-1", 2.0, 25.0, True),
+        ),
         events=(
             # From a watch on the DCS leader key (exact): polled times could not split 0.5 s.
             Event(21.5, "patroni.leader-lost", "etcd watch", {"old_primary": "pg-a", "exact": True}),

@@ -108,7 +108,9 @@ def _record(**changes) -> RunRecord:
         status="completed",
         steady_state_before=True,
         faults=(
-            FaultRecord("f1", "actions.instances.stop_instance", "redis", 1.0, 5.0, True, "port refused"),
+            FaultRecord(
+                "f1", "harness.actions.instances.stop_instance", "redis", 1.0, 5.0, True, "port refused"
+            ),
         ),
         measurements=(Measurement("slo_p99_latency_seconds", 3.0, "seconds", "probe"),),
     )

@@ -10,8 +10,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from actions.instances import promote_standby, start_instance, stop_instance
 from harness import primaries
+from harness.actions.instances import promote_standby, start_instance, stop_instance
 from harness.canary import Canary, lost_writes, targets_from_endpoints
 from harness.errors import ConfigError
 from harness.sandbox import up

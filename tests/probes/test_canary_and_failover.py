@@ -1,4 +1,4 @@
-"""probes.canary and probes.failover against real outages: a cut proxy link and a killed Redis primary."""
+"""The canary and failover probes against real outages: a cut proxy link and a killed Redis primary."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from actions.instances import start_instance, stop_instance
-from actions.network import heal_regions, partition_regions
+from harness.actions.instances import start_instance, stop_instance
+from harness.actions.network import heal_regions, partition_regions
 from harness.errors import ConfigError
-from probes.canary import canary_healthy, canary_samples, read_canary_log
-from probes.failover import current_primary, failover_time, failover_timeline
+from harness.probes.canary import canary_healthy, canary_samples, read_canary_log
+from harness.probes.failover import current_primary, failover_time, failover_timeline
 
 
 def _in_background(probe: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from actions.network import heal_regions, partition_regions
+from harness.actions.network import heal_regions, partition_regions
 from harness.canary import Canary, request_once, targets_from_endpoints
 from harness.sandbox import Sandbox, down, up
 from harness.sandbox.examples import example_scenario

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from probes import _cancel
-from probes.canary import canary_samples
-from probes.health import health_checks
+from harness.probes import _cancel
+from harness.probes.canary import canary_samples
+from harness.probes.health import health_checks
 from tests.probes.conftest import ApiStandIn
 
 

@@ -1,4 +1,4 @@
-"""probes.durability: acknowledged writes lost when a primary cut off from its replicas is killed."""
+"""harness.probes.durability: acknowledged writes lost when a primary cut off from its replicas is killed."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from actions.instances import start_instance, stop_instance
-from actions.network import heal_regions, partition_regions
+from harness.actions.instances import start_instance, stop_instance
+from harness.actions.network import heal_regions, partition_regions
+from harness.probes.durability import lost_acknowledged_writes
 from harness.sandbox import Sandbox, down, up
 from harness.sandbox.examples import example_scenario
-from probes.durability import lost_acknowledged_writes
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""probes.health and probes.recovery against a real HTTP server behind the fault proxy."""
+"""harness.probes.health and harness.probes.recovery against a real HTTP server behind the fault proxy."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from actions.network import heal_regions, partition_regions
+from harness.actions.network import heal_regions, partition_regions
 from harness.errors import ConfigError
-from probes.health import api_healthy, health_checks
-from probes.recovery import recovery_time
+from harness.probes.health import api_healthy, health_checks
+from harness.probes.recovery import recovery_time
 
 
 def _in_background(probe: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:

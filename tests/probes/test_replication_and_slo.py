@@ -1,4 +1,4 @@
-"""probes.replication and probes.slo against a full sandbox: proxied replication, exporters, Prometheus."""
+"""The replication and SLO probes against a full sandbox: proxied replication, exporters, Prometheus."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from actions.network import add_latency, heal_regions, partition_regions, remove_latency
+from harness.actions.network import add_latency, heal_regions, partition_regions, remove_latency
+from harness.probes import _cancel
+from harness.probes.replication import replication_lag, replication_lag_prometheus, replication_lag_seconds
+from harness.probes.slo import burn_rates, saturation_ratio, slo_error_ratio, slo_p99_latency_seconds
 from harness.sandbox import Sandbox, down, up
 from harness.sandbox.examples import example_scenario
-from probes import _cancel
-from probes.replication import replication_lag, replication_lag_prometheus, replication_lag_seconds
-from probes.slo import burn_rates, saturation_ratio, slo_error_ratio, slo_p99_latency_seconds
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""probes.slo against known truth: a real Prometheus scraping real regional API services.
+"""harness.probes.slo against known truth: a real Prometheus scraping real regional API services.
 
 `ok-region`'s API has a Redis, killed inside the window (its first 5xx ever is inside it);
 `down-region`'s reaches Redis on a closed port, so it answers only health checks (503), which
@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from harness import ledger
+from harness.probes.slo import saturation_ratio, slo_error_ratio
 from harness.sandbox.ports import free_ports
-from probes.slo import saturation_ratio, slo_error_ratio
 
 SCRAPE_WAIT_SECONDS = 2.5  # a little over two 1 s scrapes
 
@@ -164,7 +164,7 @@ def test_error_ratio_counts_exactly_the_user_requests_of_the_fault_window(
         assert _status(f"{estate['ok']}/api/v1/items/before-{index}", b"x") == 201
     _await_scraped(estate["prometheus_url"], "ok-region", 7)
     fault = ledger.record_applied(
-        state, "actions.test.window", "apis", ledger.Undo("x", "y", {}), run_id="truth"
+        state, "harness.actions.test.window", "apis", ledger.Undo("x", "y", {}), run_id="truth"
     )
     time.sleep(SCRAPE_WAIT_SECONDS)  # counts run from the first scrape inside the window
     written, failed = 0, 0
@@ -195,7 +195,7 @@ def test_no_user_request_in_the_window_is_unknown(estate: dict[str, Any], tmp_pa
         "run_id": "quiet",
     }
     fault = ledger.record_applied(
-        state, "actions.test.window", "apis", ledger.Undo("x", "y", {}), run_id="quiet"
+        state, "harness.actions.test.window", "apis", ledger.Undo("x", "y", {}), run_id="quiet"
     )
     for _ in range(5):
         _status(f"{estate['down']}/api/v1/health")  # 5xx health checks only
@@ -226,7 +226,7 @@ def test_a_request_the_client_gave_up_on_is_still_counted(estate: dict[str, Any]
         "run_id": "slow",
     }
     fault = ledger.record_applied(
-        state, "actions.test.window", "apis", ledger.Undo("x", "y", {}), run_id="slow"
+        state, "harness.actions.test.window", "apis", ledger.Undo("x", "y", {}), run_id="slow"
     )
     for index in range(3):
         request = urllib.request.Request(

@@ -108,7 +108,7 @@ def make_record(
         faults=(
             FaultRecord(
                 "f-1",
-                "actions.instances.stop_instance",
+                "harness.actions.instances.stop_instance",
                 "redis-primary",
                 20.0,
                 40.0,

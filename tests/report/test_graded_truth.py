@@ -57,7 +57,13 @@ def _graded(us_down: tuple[float, float], eu_down: tuple[float, float]) -> tuple
         samples=tuple(_canary("us-east-1", us_down) + _canary("eu-west-1", eu_down)),
         faults=(
             FaultRecord(
-                "f-1", "actions.instances.stop_instance", "redis-primary", 10.0, 25.0, True, "port refuses"
+                "f-1",
+                "harness.actions.instances.stop_instance",
+                "redis-primary",
+                10.0,
+                25.0,
+                True,
+                "port refuses",
             ),
         ),
     )

@@ -101,7 +101,7 @@ def test_a_window_still_open_when_the_fault_was_undone_is_drawn_as_a_lower_bound
 
 def test_a_load_is_not_the_fault_the_charts_time_from(passing_run) -> None:
     record = passing_run[0]
-    load = FaultRecord("load-1", "actions.load.start_load", "api", 5.0, 50.0, True, "locust running")
+    load = FaultRecord("load-1", "harness.actions.load.start_load", "api", 5.0, 50.0, True, "locust running")
     moments = run_moments(dataclasses.replace(record, faults=(load, *record.faults)))
     assert moments.fault_start == 20.0
 

@@ -18,7 +18,7 @@ def _open_fault(state: Path, run_id: str, marker: Path, target: str) -> None:
     """A fault whose undo creates `marker` (os.mkdir), as an action would journal it."""
     ledger.record_applied(
         state,
-        "actions.network.partition_regions",
+        "harness.actions.network.partition_regions",
         target,
         ledger.Undo("os", "mkdir", {"path": str(marker)}),
         run_id,

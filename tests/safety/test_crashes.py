@@ -95,7 +95,7 @@ def test_after_kill_9_recover_leaves_nothing_running_including_the_sandbox(
     assert recovered.returncode == 0, recovered.stdout + recovered.stderr
     assert "Traceback" not in recovered.stderr
     if not grace_seconds:
-        assert "undone actions.instances.pause_instance" in recovered.stderr
+        assert "undone harness.actions.instances.pause_instance" in recovered.stderr
         assert "stopped sandbox" in recovered.stderr
     assert ledger.open_faults(state) == []
     assert _wait_gone(str(tmp_path)) == []

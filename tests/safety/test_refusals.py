@@ -96,20 +96,20 @@ def test_production_target_runs_with_both_consents(estate: Estate, tmp_path: Pat
 
 
 def test_run_refuses_while_a_fault_is_open_and_recover_undoes_it(estate: Estate, tmp_path: Path) -> None:
-    from actions.instances import pause_instance
+    from harness.actions.instances import pause_instance
 
     state = tmp_path / "state"
     configuration = {**estate.endpoints, "harness_state_dir": str(state), "run_id": "crashed-run"}
     pause_instance("redis-eu-west-1", configuration=configuration)  # as if its run had been killed
     refused = _run(estate, state, estate.scenario_path, tmp_path / "out")
     assert refused.returncode == 3, refused.stdout + refused.stderr
-    assert "still applied (actions.instances.pause_instance on redis-eu-west-1)" in refused.stderr
+    assert "still applied (harness.actions.instances.pause_instance on redis-eu-west-1)" in refused.stderr
     assert f"harness recover --dir {state}" in refused.stderr
     assert any(c.state != "running" for c in sandbox.status(estate.directory))
 
     recovered = run_harness(estate, state, "recover", "--dir", str(state))
     assert recovered.returncode == 0, recovered.stdout + recovered.stderr
-    assert "undone actions.instances.pause_instance on redis-eu-west-1" in recovered.stderr
+    assert "undone harness.actions.instances.pause_instance on redis-eu-west-1" in recovered.stderr
     assert "1 undone, 0 failed" in recovered.stderr
     assert ledger.open_faults(state) == []
     assert wait_until_steady(estate, state) == []
@@ -156,7 +156,7 @@ def test_a_refused_suite_starts_no_process(
     if refusal == "production":
         scenario.write_text(scenario.read_text().replace("environment: sandbox\n", PRODUCTION))
     if refusal == "open-fault":
-        from actions.instances import pause_instance
+        from harness.actions.instances import pause_instance
 
         configuration = {**estate.endpoints, "harness_state_dir": str(state), "run_id": "crashed-run"}
         pause_instance("redis-eu-west-1", configuration=configuration)
@@ -173,7 +173,7 @@ def test_a_refused_suite_starts_no_process(
         assert "Traceback" not in output
         assert {
             "production": "environment: production targets are refused",
-            "open-fault": "still applied (actions.instances.pause_instance on redis-eu-west-1)",
+            "open-fault": "still applied (harness.actions.instances.pause_instance on redis-eu-west-1)",
             "busy": "target 'safety' is busy",
             "bad-input": "missing.yaml",
         }[refusal] in output

@@ -214,7 +214,7 @@ def _primary(endpoints: dict[str, Any]) -> redis.Redis:
 
 
 def load_generators() -> list[psutil.Process]:
-    """Locust processes running now (actions.load starts them)."""
+    """Locust processes running now (harness.actions.load starts them)."""
     found = []
     for process in psutil.process_iter(["cmdline"]):
         cmdline = process.info["cmdline"] or []

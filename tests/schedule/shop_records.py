@@ -30,7 +30,9 @@ def make_record(
         steady_state_before=True,
         steady_state_after=True,
         faults=(
-            FaultRecord("f1", "actions.instances.stop_instance", "redis-primary", 20.0, 40.0, effect_proven),
+            FaultRecord(
+                "f1", "harness.actions.instances.stop_instance", "redis-primary", 20.0, 40.0, effect_proven
+            ),
         ),
         measurements=tuple(
             Measurement(name, value, unit_of_measure(name) or "")

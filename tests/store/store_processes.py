@@ -31,7 +31,9 @@ def record_for(index: int, samples: int = 100, blob_bytes: int = 0) -> RunRecord
         started_at=(START + timedelta(hours=index)).isoformat(),
         duration_seconds=60.0,
         status="completed",
-        faults=(FaultRecord("f", "actions.instances.stop_instance", "redis-primary", 20.0, 40.0, True),),
+        faults=(
+            FaultRecord("f", "harness.actions.instances.stop_instance", "redis-primary", 20.0, 40.0, True),
+        ),
         samples=tuple(
             Sample("canary", tick * 0.03, 0.002 + (index * tick) % 7 * 1e-4, region="us-east-1")
             for tick in range(samples)

@@ -69,7 +69,7 @@ def started(region: str, rate_hz: float = 20.0, timeout: float = 1.0, kind: str 
 def fault(
     applied: float,
     undone: float | None,
-    action: str = "actions.instances.stop_instance",
+    action: str = "harness.actions.instances.stop_instance",
     target: str = "redis-us-east-1",
 ) -> FaultRecord:
     return FaultRecord(f"f-{applied:g}", action, target, applied, undone, True, "port refuses")

@@ -36,7 +36,9 @@ def test_a_frozen_server_reads_the_whole_freeze_not_up_to_the_send_of_the_late_a
     assert window.duration_seconds >= 4.5
 
     # A freeze that ended by itself (the fault still applied): the exact figure.
-    lasting = record(samples, [fault(10.0, None, "actions.instances.pause_instance")], _started(EAST), 20.0)
+    lasting = record(
+        samples, [fault(10.0, None, "harness.actions.instances.pause_instance")], _started(EAST), 20.0
+    )
     failover = measures.measure(lasting, "failover_seconds")
     assert failover.value == pytest.approx(4.5 + ANSWER_SECONDS)
     assert failover.lower_bound is False
@@ -100,7 +102,7 @@ def test_a_lone_success_inside_an_outage_does_not_end_it() -> None:
 
 def test_failover_is_the_longest_region_not_the_span_across_regions() -> None:
     samples = _stream(EAST, Outage(10.0, 12.0), end=30.0) + _stream(WEST, Outage(20.0, 22.0), end=30.0)
-    two = record(samples, [fault(10.0, 25.0, "actions.network.partition_regions", "eu-west-1")],
+    two = record(samples, [fault(10.0, 25.0, "harness.actions.network.partition_regions", "eu-west-1")],
                  _started(EAST, WEST))  # fmt: skip
     failover = measures.measure(two, "failover_seconds")
     # eu-west-1 was last served by the request answered at 19.9385 s, refused from 20 s to 22 s.
@@ -153,20 +155,20 @@ def test_without_canary_started_the_baseline_regions_must_cover_the_window() -> 
 
 def test_outages_are_timed_from_the_first_disruptive_fault_not_the_load() -> None:
     samples = _stream(EAST, Outage(15.0, 17.0), end=30.0)
-    load = fault(5.0, 28.0, "actions.load.start_load", "locust")
-    partition = fault(15.0, 25.0, "actions.network.partition_regions", "eu-west-1")
+    load = fault(5.0, 28.0, "harness.actions.load.start_load", "locust")
+    partition = fault(15.0, 25.0, "harness.actions.network.partition_regions", "eu-west-1")
     loaded = record(samples, [load, partition], _started(EAST))
     assert measures.first_fault(loaded) == partition
     assert measures.measure(loaded, "rto_seconds").value == pytest.approx(2.0 + ANSWER_SECONDS)  # not 12 s
     only_load = record(samples, [load], _started(EAST))
     failover = measures.measure(only_load, "failover_seconds")
-    assert failover.value is None and "only load: actions.load.start_load" in failover.evidence
+    assert failover.value is None and "only load: harness.actions.load.start_load" in failover.evidence
 
 
 def test_error_ratio_is_the_worst_region_over_the_fault_window() -> None:
     # eu-west-1 is cut for the whole fault window [10 s, 20 s]; us-east-1 never fails.
     samples = _stream(EAST, end=30.0) + _stream(WEST, Outage(10.0, 20.0), end=30.0)
-    cut = record(samples, [fault(10.0, 20.0, "actions.network.partition_regions", "eu-west-1")],
+    cut = record(samples, [fault(10.0, 20.0, "harness.actions.network.partition_regions", "eu-west-1")],
                  _started(EAST, WEST))  # fmt: skip
     ratio = measures.measure(cut, "error_ratio")
     # Requests overlapping [10 s, 20 s]: sent 10.0 .. 20.0 s; the one sent at 20.0 s succeeded.
@@ -185,7 +187,7 @@ def test_error_ratio_counts_a_request_in_flight_at_the_fault() -> None:
 
 def test_canary_p99_covers_the_fault_window_with_timeouts_as_a_lower_bound() -> None:
     samples = _stream(EAST, Outage(10.0, 14.5, frozen=True), end=30.0)
-    frozen = record(samples, [fault(10.0, 14.5, "actions.instances.pause_instance")], _started(EAST))
+    frozen = record(samples, [fault(10.0, 14.5, "harness.actions.instances.pause_instance")], _started(EAST))
     p99 = measures.measure(frozen, "canary_p99_latency_seconds")
     assert p99.value == pytest.approx(1.0)  # the timeout, not the healthy 1 ms of the whole run
     assert p99.lower_bound is True

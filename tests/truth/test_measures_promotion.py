@@ -34,7 +34,7 @@ def test_a_failover_without_a_promotion_is_missed_even_when_the_canary_recovered
     assert failover.value == pytest.approx(6.001)
     assert failover.missed_because.startswith(
         "no promotion: no new primary was named (sentinel.+switch-master, patroni.promoted, "
-        "postgres.promoted, redis.promoted) between actions.instances.stop_instance on redis-primary "
+        "postgres.promoted, redis.promoted) between harness.actions.instances.stop_instance on redis-primary "
         "at 10.000 s and 25.000 s (undone)"
     )
     promotion = measures.measure(unpromoted, "promotion_seconds")
@@ -76,7 +76,7 @@ def test_the_primary_named_in_the_journal_or_its_region_makes_it_a_failover_expe
     samples = canary_stream("us-east-1", [Outage(10.0, 16.0)], rate_hz=RATE, end=30.0)
     region_loss = record(
         samples,
-        [fault(10.0, 25.0, "actions.instances.fail_region", "us-east-1")],
+        [fault(10.0, 25.0, "harness.actions.instances.fail_region", "us-east-1")],
         [started("us-east-1", RATE, kind="http")],
         environment={"target": {"primary_region": "us-east-1"}},
     )

@@ -117,7 +117,9 @@ _EVENTS = st.builds(
 _FAULTS = st.builds(
     FaultRecord,
     fault_id=st.just("f"),
-    action=st.sampled_from(["actions.instances.stop_instance", "actions.load.start_load", "x.partition"]),
+    action=st.sampled_from(
+        ["harness.actions.instances.stop_instance", "harness.actions.load.start_load", "x.partition"]
+    ),
     target=st.sampled_from(["redis-primary", "a", "us-east-1"]),
     applied_at_seconds=_TIMES,
     undone_at_seconds=st.one_of(st.none(), _TIMES),

@@ -65,7 +65,9 @@ def _lag_record(samples: list[Sample], replicas: list[str] | None = None, measur
         if replicas is not None
         else []
     )
-    base = record(samples, [fault(10.0, 20.0, "actions.network.partition_regions", "eu-west-1")], events)
+    base = record(
+        samples, [fault(10.0, 20.0, "harness.actions.network.partition_regions", "eu-west-1")], events
+    )
     return replace(base, measurements=tuple(measurements))
 
 

@@ -97,7 +97,7 @@ def _full_record() -> RunRecord:
             "name": "kill-redis-primary",
             "provider": {
                 "type": "python",
-                "module": "actions.instances",
+                "module": "harness.actions.instances",
                 "func": "stop_instance",
                 "arguments": {"target": "redis-primary"},
             },
@@ -121,7 +121,7 @@ def _full_record() -> RunRecord:
         faults=(
             FaultRecord(
                 "f1",
-                "actions.instances.stop_instance",
+                "harness.actions.instances.stop_instance",
                 "redis-primary",
                 FAULT_AT,
                 UNDONE_AT,

@@ -31,7 +31,9 @@ def _stored_run(directory: Path, latency: float) -> Path:
         duration_seconds=10.0,
         status="completed",
         steady_state_before=True,
-        faults=(FaultRecord("f1", "actions.network.add_latency", "link", 1.0, 5.0, True, "rtt +100 ms"),),
+        faults=(
+            FaultRecord("f1", "harness.actions.network.add_latency", "link", 1.0, 5.0, True, "rtt +100 ms"),
+        ),
         measurements=(Measurement("slo_p99_latency_seconds", latency, "seconds", "prometheus"),),
     )
     old_grade = Grade("run-1", "shop", "t", Verdict.FAIL, 0.0, ())

@@ -36,7 +36,9 @@ def _record() -> RunRecord:
         steady_state_before=True,
         events=(Event(1.0, "fault.applied", "harness", {"target": "redis"}),),
         samples=(Sample("canary", 0.5, 0.002, True, "us-east-1", 0.002),),
-        faults=(FaultRecord("f1", "actions.instances.stop_instance", "redis", 1.0, 5.0, True, "refused"),),
+        faults=(
+            FaultRecord("f1", "harness.actions.instances.stop_instance", "redis", 1.0, 5.0, True, "refused"),
+        ),
         measurements=(Measurement("failover_seconds", 3.0, "seconds", "probe"),),
     )
 

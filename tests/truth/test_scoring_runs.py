@@ -25,7 +25,7 @@ KILL = {
     "activity": {
         "type": "action",
         "name": "kill-primary",
-        "provider": {"type": "python", "module": "actions.instances", "func": "stop_instance"},
+        "provider": {"type": "python", "module": "harness.actions.instances", "func": "stop_instance"},
     },
     "status": "succeeded",
 }
@@ -57,7 +57,9 @@ def _record(**changes) -> RunRecord:
         steady_state_before=True,
         steady_state_after=True,
         faults=(
-            FaultRecord("f1", "actions.network.partition_regions", "eu-west-1", 10.0, 20.0, True, "cut"),
+            FaultRecord(
+                "f1", "harness.actions.network.partition_regions", "eu-west-1", 10.0, 20.0, True, "cut"
+            ),
         ),
         measurements=(
             Measurement("slo_p99_latency_seconds", 0.12, "seconds", "prometheus"),
@@ -113,8 +115,12 @@ def test_a_ref_without_targets_grades_nothing() -> None:
         ({"faults": ()}, "no fault was journalled"),
         ({"faults": (), "journal": {}}, "no fault was journalled"),
         (
-            {"faults": (FaultRecord("f1", "actions.network.partition_regions", "eu", 10.0, 20.0, None),)},
-            "effect of actions.network.partition_regions on eu was not checked",
+            {
+                "faults": (
+                    FaultRecord("f1", "harness.actions.network.partition_regions", "eu", 10.0, 20.0, None),
+                )
+            },
+            "effect of harness.actions.network.partition_regions on eu was not checked",
         ),
         (
             {

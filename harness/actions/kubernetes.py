@@ -39,9 +39,9 @@ from chaoslib.exceptions import ActivityFailed
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from actions._faults import close_faults, open_fault, record_effect, recorded_effect
 from harness import ledger
-from probes.kubernetes import network_policy_exists, node_is_schedulable
+from harness.actions._faults import close_faults, open_fault, record_effect, recorded_effect
+from harness.probes.kubernetes import network_policy_exists, node_is_schedulable
 
 __all__ = [
     "await_deployment_ready",
@@ -55,7 +55,7 @@ __all__ = [
     "uncordon_node",
 ]
 
-_MODULE = "actions.kubernetes"
+_MODULE = "harness.actions.kubernetes"
 DEFAULT_POLICY_NAME = "harness-partition"
 _POLL_INTERVAL_SECONDS = 1.0
 _CONNECT_TIMEOUT_SECONDS = 1.0

@@ -24,8 +24,8 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
-from actions._faults import close_faults, open_fault, record_effect
 from harness import ledger, primaries
+from harness.actions._faults import close_faults, open_fault, record_effect
 from harness.errors import ConfigError
 from harness.sandbox import (
     Component,
@@ -48,7 +48,7 @@ __all__ = [
     "stop_instance",
 ]
 
-_MODULE = "actions.instances"
+_MODULE = "harness.actions.instances"
 _CHECK_TIMEOUT_SECONDS = 0.5
 
 

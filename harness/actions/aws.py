@@ -35,9 +35,9 @@ from chaosaws.elasticache.actions import test_failover
 from chaosaws.rds.actions import failover_db_cluster
 from chaoslib.exceptions import ActivityFailed, FailedActivity
 
-from actions._faults import close_faults, open_fault, record_effect
 from harness import ledger
-from probes.aws import (
+from harness.actions._faults import close_faults, open_fault, record_effect
+from harness.probes.aws import (
     asg_is_at_desired_capacity,
     elasticache_primary,
     instance_states,
@@ -58,7 +58,7 @@ __all__ = [
     "terminate_asg_instances",
 ]
 
-_MODULE = "actions.aws"
+_MODULE = "harness.actions.aws"
 _POLL_INTERVAL_SECONDS = 1.0
 _STOPPED = ("stopping", "stopped")
 _TERMINATED = ("shutting-down", "terminated")

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from harness.errors import ConfigError
-from probes import _cancel
+from harness.probes import _cancel
 
 __all__ = ["api_healthy", "health_checks"]
 

@@ -16,8 +16,8 @@ from typing import Any
 from harness.canary import REQUEST_TIMEOUT_SECONDS, Canary, targets_from_endpoints
 from harness.errors import ConfigError
 from harness.model import Sample
-from probes import _cancel
-from probes._window import derived, faults_in_window, window_record
+from harness.probes import _cancel
+from harness.probes._window import derived, faults_in_window, window_record
 
 __all__ = ["canary_healthy", "canary_samples", "read_canary_log"]
 

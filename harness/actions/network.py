@@ -39,8 +39,8 @@ from typing import Any
 
 import redis
 
-from actions._faults import Proof, close_faults, open_fault, record_effect
 from harness import ledger
+from harness.actions._faults import Proof, close_faults, open_fault, record_effect
 from harness.errors import ConfigError, EnvironmentProblem
 
 __all__ = [
@@ -52,7 +52,7 @@ __all__ = [
     "restore_link",
 ]
 
-_MODULE = "actions.network"
+_MODULE = "harness.actions.network"
 _API_TIMEOUT_SECONDS = 5.0
 _STREAMS = ("upstream", "downstream")
 PARTITION_TOXIC = "harness-partition"

@@ -1,6 +1,6 @@
 """Client load on the regional APIs: Locust in a subprocess, paced per region.
 
-`start_load` launches Locust headless with one user class per region (actions/locustfile.py),
+`start_load` launches Locust headless with one user class per region (harness/actions/locustfile.py),
 each paced to that region's request rate; `stop_load` ends it and returns its statistics as
 measurements. Locust always runs as a subprocess: importing it in-process after requests or
 boto3 fails with RecursionError.
@@ -24,14 +24,14 @@ from typing import Any
 import numpy
 import psutil
 
-from actions import _faults
 from harness import ledger
+from harness.actions import _faults
 from harness.errors import ConfigError, EnvironmentProblem
 from harness.measures import percentile
 
 __all__ = ["start_load", "stop_load"]
 
-_MODULE = "actions.load"
+_MODULE = "harness.actions.load"
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 _REQUESTS_PER_SECOND_PER_USER = 10.0
 _PROOF_SECONDS = 15.0

@@ -17,9 +17,9 @@ from harness import ledger, measures, primaries
 from harness.canary import Canary, targets_from_endpoints
 from harness.errors import ConfigError
 from harness.model import Event, FaultRecord, Measurement, Sample
+from harness.probes._window import derived, faults_in_window, window_record
+from harness.probes.canary import read_canary_log
 from harness.watchers import SentinelWatcher
-from probes._window import derived, faults_in_window, window_record
-from probes.canary import read_canary_log
 
 __all__ = ["current_primary", "failover_time", "failover_timeline"]
 

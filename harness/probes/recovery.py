@@ -9,8 +9,8 @@ from typing import Any
 from harness.canary import Canary, targets_from_endpoints
 from harness.errors import ConfigError
 from harness.model import Sample
-from probes import _cancel
-from probes._window import derived, faults_in_window, missing, window_record
+from harness.probes import _cancel
+from harness.probes._window import derived, faults_in_window, missing, window_record
 
 __all__ = ["recovery_time"]
 

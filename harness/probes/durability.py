@@ -10,7 +10,7 @@ from typing import Any
 from harness.canary import Canary, lost_writes, targets_from_endpoints
 from harness.errors import ConfigError
 from harness.model import Event
-from probes._window import derived, faults_in_window, missing, window_record
+from harness.probes._window import derived, faults_in_window, missing, window_record
 
 __all__ = ["lost_acknowledged_writes"]
 

@@ -1,6 +1,6 @@
-"""Locust user classes for actions.load: one class per region, each paced to that region's rate.
+"""Locust user classes for harness.actions.load: one class per region, each paced to that region's rate.
 
-Run only by actions.load, as a Locust subprocess (never imported in-process: importing locust
+Run only by harness.actions.load, as a Locust subprocess (never imported in-process: importing locust
 after requests or boto3 fails with RecursionError). The regions come from the
 HARNESS_LOAD_TARGETS environment variable: a JSON list of
 ``{"region": ..., "url": ..., "requests_per_second": ..., "users": ...}``.

@@ -28,9 +28,9 @@ from typing import Any
 
 from harness import ledger
 from harness.errors import ConfigError
+from harness.probes import _cancel
+from harness.probes._window import missing
 from harness.units import parse_duration
-from probes import _cancel
-from probes._window import missing
 
 __all__ = ["burn_rates", "saturation_ratio", "slo_error_ratio", "slo_p99_latency_seconds"]
 
@@ -477,7 +477,7 @@ def _promql_duration(seconds: float) -> str:
 def fault_window(configuration: Mapping[str, Any], window_seconds: float) -> tuple[float, float, str]:
     """(start, end) wall times of this run's faults, or the last `window_seconds`; and how it was chosen.
 
-    Load (actions.load.*) is not a fault: the window runs from the first disruption applied to
+    Load (harness.actions.load.*) is not a fault: the window runs from the first disruption applied to
     when the last one was undone (now, while one is still applied).
     """
     run_id = configuration.get("run_id")
@@ -485,7 +485,7 @@ def fault_window(configuration: Mapping[str, Any], window_seconds: float) -> tup
     undone: dict[str, float] = {}
     for entry in ledger.read_entries(ledger.state_dir(configuration)):
         if entry.get("event") == "applied" and (not run_id or entry.get("run_id") in (run_id, "")):
-            if not str(entry.get("action", "")).startswith("actions.load."):
+            if not str(entry.get("action", "")).startswith(("harness.actions.load.", "actions.load.")):
                 applied[entry["fault_id"]] = entry["wall"]
         elif entry.get("event") == "undone":
             undone[entry["fault_id"]] = entry["wall"]

@@ -40,8 +40,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from harness.errors import ConfigError
-from probes import _cancel
-from probes._window import missing
+from harness.probes import _cancel
+from harness.probes._window import missing
 
 __all__ = ["replication_lag", "replication_lag_prometheus", "replication_lag_seconds"]
 
@@ -144,7 +144,7 @@ def replication_lag_prometheus(
     `replication_lag_prometheus_max_<unit>` is the largest value; None (unknown, never a pass)
     when Prometheus is unreachable or has no data.
     """
-    from probes.slo import range_values
+    from harness.probes.slo import range_values
 
     configuration = configuration or {}
     if query is None and service not in PROMETHEUS_LAG_QUERIES:
@@ -585,7 +585,7 @@ def exporter_lag_samples(
     A replica with no exporter reading at a step is left out at that step; one with none at all
     gets one failed sample saying so. Raises ConnectionError when Prometheus cannot be asked.
     """
-    from probes.slo import range_series
+    from harness.probes.slo import range_series
 
     servers = dict(_servers(service, configuration))
     lag_query, _ = PROMETHEUS_LAG_QUERIES[service]
