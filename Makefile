@@ -40,8 +40,8 @@ system:
 	@scripts/install-system-packages
 
 lint: install
-	$(BIN)/ruff check harness probes actions tests benchmarks
-	$(BIN)/ruff format --check harness probes actions tests benchmarks
+	$(BIN)/ruff check harness tests benchmarks
+	$(BIN)/ruff format --check harness tests benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
