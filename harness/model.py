@@ -189,6 +189,9 @@ class Sample:
     region: str = ""
     latency_seconds: float | None = None
     error: str = ""
+    # The region that answered (the response's X-Served-By), for requests through a global
+    # balancer (probe "traffic"); "" when not recorded (other probes, older records).
+    served_by: str = ""
 
     @classmethod
     def from_raw(cls, raw: Mapping[str, Any], origin_monotonic: float, probe: str | None = None) -> Sample:
@@ -206,6 +209,7 @@ class Sample:
             region=raw.get("region", ""),
             latency_seconds=raw.get("latency_seconds"),
             error=raw.get("error", ""),
+            served_by=str(raw.get("served_by") or ""),
         )
 
 
