@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench install system lint clean
+.PHONY: demo test bench install system lint clean docs
 
 # The aeon-nova daily and weekly suites: instance failures (Redis, PostgreSQL) and a region
 # partition. A missed target (exit 1) is a finding the report shows, not a failed demo.
@@ -42,6 +42,10 @@ system:
 lint: install
 	$(BIN)/ruff check harness tests benchmarks
 	$(BIN)/ruff format --check harness tests benchmarks
+
+# docs/reference.md is generated from the activities' code (tests/ctk fails when it is stale).
+docs: install
+	$(BIN)/python -m harness.reference > docs/reference.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
