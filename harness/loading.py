@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Collection, Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -24,18 +25,20 @@ from harness.model import (
     Comparison,
     ExperimentRef,
     Guardrails,
+    HealthCheck,
     Link,
     PostgresSettings,
     RedisSettings,
     Region,
     Scenario,
     Target,
+    TrafficSettings,
 )
 
 SCENARIO_DIRS = ("scenarios",)
 HARNESS_EXTENSION = "harness"
 CANARY_KINDS = ("redis", "http", "postgres")
-SANDBOX_COMPONENTS = ("redis", "proxy", "postgres", "patroni", "api", "prometheus", "exporters")
+SANDBOX_COMPONENTS = ("redis", "proxy", "postgres", "patroni", "api", "prometheus", "exporters", "balancer")
 _JSON_TYPES = {
     "string": "a string",
     "integer": "a whole number",
@@ -438,6 +441,7 @@ def parse_scenario(path: Path, data: Any) -> Scenario:
         ),
         canary_rate_hz=rate_hz,
         settings=data.get("settings", {}),
+        traffic=parse_traffic(path, data["traffic"], regions) if "traffic" in data else None,
     )
 
 
@@ -445,6 +449,192 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     """Load and validate a target profile by path or by name (scenarios/<name>.yaml)."""
     path = resolve_scenario_path(name_or_path)
     return parse_scenario(path, read_document(path))
+
+
+# ---------------------------------------------------------------- the traffic layer
+
+# Names go into the balancer's configuration (backend names, header values): a safe alphabet only.
+_TRAFFIC_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+# The health-check path goes into `option httpchk GET <path>`: no spaces, quotes or newlines.
+_CHECK_PATH = re.compile(r"^/[A-Za-z0-9._~/%?=&+-]*$")
+
+
+def _traffic_region(path: Path, field: str, name: Any, known: Collection[str], problems: list) -> bool:
+    """Whether `name` is one of the scenario's regions; a problem naming the field otherwise."""
+    if name in known:
+        return True
+    problems.append(ConfigError(path, field, f"unknown region {name!r} (regions: {', '.join(known)})"))
+    return False
+
+
+def _traffic_duration(path: Path, field: str, value: Any, default: float, problems: list) -> float:
+    if value is None:
+        return default
+    if isinstance(value, str) and value.strip().startswith("-"):
+        problems.append(ConfigError(path, field, f"expected a positive duration, got {value!r}"))
+        return default
+    try:
+        seconds = units.parse_duration(value)
+    except ValueError as error:
+        problems.append(ConfigError(path, field, str(error)))
+        return default
+    if seconds <= 0:
+        problems.append(ConfigError(path, field, f"expected a positive duration, got {value!r}"))
+        return default
+    return seconds
+
+
+def _traffic_count(path: Path, field: str, value: Any, default: int, problems: list) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        problems.append(ConfigError(path, field, f"expected a whole number of at least 1, got {value!r}"))
+        return default
+    return value
+
+
+def parse_traffic(path: Path, data: Mapping[str, Any], regions: tuple[Region, ...]) -> TrafficSettings:
+    """The scenario's `traffic:` section, every problem named (file, field, what was expected)."""
+    problems: list[ConfigError] = []
+    names = tuple(r.name for r in regions)
+    local = tuple(r.name for r in regions if r.in_sandbox)
+    defaults = HealthCheck()
+    check = data.get("health_check") or {}
+    check_path = check.get("path", defaults.path)
+    if not _CHECK_PATH.match(check_path):
+        problems.append(
+            ConfigError(
+                path, "traffic.health_check.path", f"expected a URL path such as /health, got {check_path!r}"
+            )
+        )
+    health = HealthCheck(
+        path=check_path,
+        interval_seconds=_traffic_duration(
+            path, "traffic.health_check.interval", check.get("interval"), defaults.interval_seconds, problems
+        ),
+        timeout_seconds=_traffic_duration(
+            path, "traffic.health_check.timeout", check.get("timeout"), defaults.timeout_seconds, problems
+        ),
+        fall=_traffic_count(path, "traffic.health_check.fall", check.get("fall"), defaults.fall, problems),
+        rise=_traffic_count(path, "traffic.health_check.rise", check.get("rise"), defaults.rise, problems),
+    )
+    clients = tuple(data.get("client_regions") or names)
+    for index, client in enumerate(clients):
+        if not _TRAFFIC_NAME.match(client):
+            problems.append(
+                ConfigError(
+                    path,
+                    f"traffic.client_regions.{index}",
+                    f"expected lowercase letters, digits and dashes, got {client!r}",
+                )
+            )
+        elif client in clients[:index]:
+            problems.append(
+                ConfigError(path, f"traffic.client_regions.{index}", f"duplicate client region {client!r}")
+            )
+    routing = data.get("routing") or {}
+    residency: dict[str, tuple[str, ...]] = {}
+    for client, allowed in (data.get("residency") or {}).items():
+        field = f"traffic.residency.{client}"
+        if client not in clients:
+            problems.append(
+                ConfigError(
+                    path, field, f"unknown client region {client!r} (client regions: {', '.join(clients)})"
+                )
+            )
+            continue
+        good = [
+            region
+            for index, region in enumerate(allowed)
+            if _traffic_region(path, f"{field}.{index}", region, names, problems)
+        ]
+        if len(good) == len(allowed) and not any(r in local for r in good):
+            problems.append(
+                ConfigError(
+                    path,
+                    field,
+                    f"leaves client region {client!r} no allowed region "
+                    f"(expected at least one of the sandbox regions: {', '.join(local)})",
+                )
+            )
+        residency[client] = tuple(good)
+    home: dict[str, str] = {}
+    for client, region in (routing.get("home") or {}).items():
+        field = f"traffic.routing.home.{client}"
+        if client not in clients:
+            problems.append(
+                ConfigError(
+                    path, field, f"unknown client region {client!r} (client regions: {', '.join(clients)})"
+                )
+            )
+        elif _traffic_region(path, field, region, names, problems):
+            if client in residency and region not in residency[client]:
+                problems.append(
+                    ConfigError(
+                        path,
+                        field,
+                        f"home region {region!r} is forbidden by traffic.residency.{client} "
+                        f"(allowed: {', '.join(residency[client])})",
+                    )
+                )
+            home[client] = region
+    failover: dict[str, tuple[str, ...]] = {}
+    for client, order in (routing.get("failover") or {}).items():
+        field = f"traffic.routing.failover.{client}"
+        if client not in clients:
+            problems.append(
+                ConfigError(
+                    path, field, f"unknown client region {client!r} (client regions: {', '.join(clients)})"
+                )
+            )
+            continue
+        for index, region in enumerate(order):
+            if not _traffic_region(path, f"{field}.{index}", region, names, problems):
+                continue
+            if client in residency and region not in residency[client]:
+                problems.append(
+                    ConfigError(
+                        path,
+                        f"{field}.{index}",
+                        f"region {region!r} is forbidden by traffic.residency.{client} "
+                        f"(allowed: {', '.join(residency[client])})",
+                    )
+                )
+        failover[client] = tuple(order)
+    weights: dict[str, int] = {}
+    for region, weight in (routing.get("weights") or {}).items():
+        field = f"traffic.routing.weights.{region}"
+        if not _traffic_region(path, field, region, names, problems):
+            continue
+        if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= 256:
+            problems.append(
+                ConfigError(path, field, f"expected a whole number from 1 to 256, got {weight!r}")
+            )
+            continue
+        weights[region] = weight
+    raise_all(problems)
+    settings = TrafficSettings(
+        health=health,
+        client_regions=clients,
+        policy=routing.get("policy", "failover"),
+        home=home,
+        failover=failover,
+        weights=weights,
+        residency=residency,
+        note=str(data.get("note", "")),
+    )
+    for client in clients:
+        if not settings.serving_order(client, local):
+            problems.append(
+                ConfigError(
+                    path,
+                    "traffic",
+                    f"client region {client!r} has no region to serve it in the sandbox "
+                    f"(its home, failover order and residency rule leave none of: {', '.join(local)})",
+                )
+            )
+    raise_all(problems)
+    return settings
 
 
 # ---------------------------------------------------------------- experiments

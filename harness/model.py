@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, is_dataclass
 from dataclasses import fields as dataclass_fields
 from datetime import datetime
@@ -112,6 +112,65 @@ class Guardrails:
 
 
 @dataclass(frozen=True, slots=True)
+class HealthCheck:
+    """How the global load balancer checks each region's API (HAProxy `option httpchk`)."""
+
+    path: str = "/health"
+    interval_seconds: float = 30.0
+    timeout_seconds: float = 5.0
+    fall: int = 3  # consecutive failed checks before a region is marked down
+    rise: int = 2  # consecutive passed checks before it is marked up again
+
+
+TRAFFIC_POLICIES = ("failover", "weighted")
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficSettings:
+    """The global traffic layer: which region serves which client region, and how health moves it.
+
+    A client region is sent to its home region; when that is down (or drained), to the first
+    healthy region of its failover order (policy "failover"), or spread over its allowed regions
+    by weight (policy "weighted"). Residency rules restrict the regions that may serve a client
+    region at all: a forbidden region is never in its list, whatever its health.
+    """
+
+    health: HealthCheck = field(default_factory=HealthCheck)
+    client_regions: tuple[str, ...] = ()  # empty: the scenario's regions
+    policy: str = "failover"
+    home: Mapping[str, str] = field(default_factory=dict)  # client region -> home region; default itself
+    failover: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # client -> order after home
+    weights: Mapping[str, int] = field(default_factory=dict)  # serving region -> weight (1..256)
+    residency: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # client -> allowed; absent = any
+    note: str = ""
+
+    def clients(self, regions: Sequence[str]) -> tuple[str, ...]:
+        """The client regions, defaulting to the serving regions."""
+        return self.client_regions or tuple(regions)
+
+    def allowed(self, client: str, regions: Sequence[str]) -> tuple[str, ...]:
+        """The regions that may serve `client`, in `regions` order."""
+        rule = self.residency.get(client)
+        return tuple(r for r in regions if rule is None or r in rule)
+
+    def home_of(self, client: str, regions: Sequence[str]) -> str:
+        """The home region of `client`: as configured, else itself when it serves, else the first allowed."""
+        if client in self.home:
+            return self.home[client]
+        allowed = self.allowed(client, regions)
+        return client if client in allowed else (allowed[0] if allowed else "")
+
+    def serving_order(self, client: str, regions: Sequence[str]) -> tuple[str, ...]:
+        """Home first, then the failover order (default: the other allowed regions in `regions` order);
+        only regions the residency rules allow and that are in `regions`."""
+        allowed = self.allowed(client, regions)
+        home = self.home_of(client, regions)
+        rest = self.failover.get(client, tuple(r for r in regions if r != home))
+        order = [home, *(r for r in rest if r != home)]
+        return tuple(dict.fromkeys(r for r in order if r in allowed))
+
+
+@dataclass(frozen=True, slots=True)
 class ExperimentRef:
     """An experiment a scenario runs, its cadence and how much it counts."""
 
@@ -141,6 +200,7 @@ class Scenario:
     guardrails: Guardrails = field(default_factory=Guardrails)
     canary_rate_hz: float = 20.0
     settings: Mapping[str, Any] = field(default_factory=dict)  # documented, not graded
+    traffic: TrafficSettings | None = None  # None: no global load balancer in the sandbox
 
     @property
     def primary_region(self) -> Region | None:

@@ -3,6 +3,9 @@
 ``python -m harness.sandbox.api_service --region R --port P --redis-url URL --sentinels H:P,...
 --master-name NAME [--postgres-dsn DSN --postgres-primary-dsn DSN] [--redis-route H:P=H:P ...]``
 
+* Every response carries ``X-Served-By: <region>``: behind the global load balancer, each answer
+  says which region served it.
+* ``GET /health``: 200 at once, touching no backend: the balancer's liveness check.
 * ``GET /api/v1/health``: 200 with JSON when the region's Redis (and PostgreSQL) answer, else 503.
 * ``POST /api/v1/items/<key>`` (body: the value, or JSON ``{"value": ...}``): written to the Redis
   primary Sentinel names (reached through ``--redis-route`` when it maps that address, i.e.
@@ -38,6 +41,8 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 ITEMS = "/api/v1/items/"
+LIVENESS = "/health"  # the global load balancer's health check (harness.sandbox.balancer)
+SERVED_BY_HEADER = "X-Served-By"
 TIMEOUT_SECONDS = 2.0
 _BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 # Every status code each route can answer (500: the handler failed unexpectedly).
@@ -152,7 +157,7 @@ class Metrics:
 def _route(method: str, path: str) -> str:
     if path.startswith(ITEMS) and len(path) > len(ITEMS):
         return "items_read" if method == "GET" else "items_write"
-    if method == "GET" and path == "/api/v1/health":
+    if method == "GET" and path in ("/api/v1/health", LIVENESS):
         return "health"
     if method == "GET" and path == "/metrics":
         return "metrics"
@@ -180,6 +185,7 @@ def _handler(backends: Backends, metrics: Metrics) -> type[BaseHTTPRequestHandle
             try:
                 self.send_response(code)
                 self.send_header("Content-Type", content_type or "application/json")
+                self.send_header(SERVED_BY_HEADER, region)  # which region answered, through any balancer
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -214,7 +220,9 @@ def _handler(backends: Backends, metrics: Metrics) -> type[BaseHTTPRequestHandle
                 self._answer_failure(method, started, error)
 
         def _get(self, started: float) -> None:
-            if self.path == "/api/v1/health":
+            if self.path == LIVENESS:  # the balancer's check: cheap, touches no backend
+                self._reply("health", started, 200, {"region": region, "status": "ok"})
+            elif self.path == "/api/v1/health":
                 self._health(started)
             elif self.path.startswith(ITEMS) and len(self.path) > len(ITEMS):
                 self._read(started, self.path[len(ITEMS) :])

@@ -23,6 +23,7 @@ from harness import interrupts
 from harness.errors import EnvironmentProblem
 from harness.model import Scenario
 from harness.sandbox import api, monitoring, patroni, proxy, redirect
+from harness.sandbox import balancer as traffic
 from harness.sandbox import components as procs
 from harness.sandbox import postgres as pg
 from harness.sandbox import redis as redis_servers
@@ -91,6 +92,10 @@ def _check_binaries(wanted: Plan) -> None:
         binaries.append(patroni.ETCD_BINARY)
     if wanted.has("postgres") or wanted.has("patroni"):
         pg.bin_dir()
+    if wanted.has("balancer"):
+        traffic.binary()  # EnvironmentProblem naming the package when HAProxy is missing
+        if not wanted.has("api"):
+            raise EnvironmentProblem("the balancer routes to the regional APIs: add the api component")
     if wanted.has("api") and not wanted.has("redis"):
         raise EnvironmentProblem("the regional API needs Redis: add the redis component")
 
@@ -147,12 +152,16 @@ def _endpoints(directory: Path, scenario: Scenario, wanted: Plan) -> dict[str, A
         endpoints["patroni_scope"] = patroni.SCOPE
     if wanted.has("prometheus"):
         endpoints["prometheus_url"] = f"http://{procs.HOST}:{ports['prometheus']}"
+    if wanted.has("balancer"):
+        endpoints["traffic"] = traffic.endpoints(directory, wanted, scenario)
     endpoints["components"] = list(procs.load_components(directory))
     return endpoints
 
 
 def _link_key(route: Mapping[str, str], primary: str) -> str:
     """``<from>/<service>`` for a route to the primary, ``<from>/<service>/<to>`` for the others."""
+    if route["region"] == traffic.CLIENTS:  # user traffic to one region: clients/api/<region>
+        return f"{route['region']}/{route['service']}/{route['to']}"
     key = f"{route['region']}/{route['service']}"
     return key if route["to"] == primary else f"{key}/{route['to']}"
 
@@ -302,6 +311,10 @@ class _Starter:
         for service in apis:
             api.wait_until_healthy(service)
             self.ready(service, "regional API, healthy")
+        if self.plan.has("balancer"):  # after the APIs: its first checks find them up
+            front = traffic.start(self.directory, self.plan, self.scenario)
+            traffic.wait_until_ready(front, traffic.admin_socket(self.directory))
+            self.ready(front, "global load balancer (HAProxy)")
         if prometheus is not None:
             monitoring.wait_until_ready(prometheus)
             self.ready(prometheus, "prometheus, scraping every 1 s")

@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from harness.errors import EnvironmentProblem
+from harness.sandbox import balancer
 from harness.sandbox.components import HOST, Component, spawn
 from harness.sandbox.ports import ensure_free
 from harness.sandbox.topology import Plan, proxied_services, redis_mesh
@@ -43,6 +44,7 @@ def routes(plan: Plan) -> dict[str, dict[str, str]]:
     if plan.has("redis"):
         for name, (source, target) in redis_mesh(plan).items():
             found[name] = {"region": source, "to": target, "service": "redis", "upstream": f"redis-{target}"}
+    found.update(balancer.routes(plan))  # user traffic: the global load balancer to each region's API
     return found
 
 

@@ -16,7 +16,7 @@ from harness.errors import ConfigError
 from harness.model import Scenario
 from harness.sandbox import ports as free
 
-KINDS = ("redis", "proxy", "postgres", "patroni", "api", "prometheus", "exporters")
+KINDS = ("redis", "proxy", "postgres", "patroni", "api", "prometheus", "exporters", "balancer")
 FAILOVER_MODES = ("manual", "patroni")
 
 
@@ -170,6 +170,8 @@ def component_names(plan: Plan) -> list[str]:
         names += ["node-exporter", "process-exporter"]  # CPU of the system under test
     if plan.has("api"):
         names += [f"api-{r}" for r in plan.regions]
+    if plan.has("balancer"):
+        names.append("balancer")  # after the APIs: it checks them (harness.sandbox.balancer)
     if plan.has("prometheus"):
         names.append("prometheus")
     return names
@@ -179,6 +181,8 @@ def default_kinds(scenario: Scenario) -> frozenset[str]:
     """What a full sandbox of the scenario runs: Patroni only where it asks for it."""
     kinds = set(KINDS)
     kinds.discard("patroni" if scenario.postgres.failover != "patroni" else "postgres")
+    if scenario.traffic is None:
+        kinds.discard("balancer")  # a global load balancer only where the scenario describes one
     return frozenset(kinds)
 
 
@@ -191,6 +195,12 @@ def port_names(plan: Plan) -> list[str]:
         names += [f"{r}-{s}" for r in plan.secondaries for s in proxied_services(plan)]
         if plan.has("redis"):
             names += list(redis_mesh(plan))
+    if plan.has("balancer"):
+        # The balancer's metrics frontend, and the proxy routes user traffic takes to each region
+        # (harness.sandbox.balancer.routes).
+        names.append("balancer-metrics")
+        if plan.has("proxy") and plan.has("api"):
+            names += [f"traffic-{r}" for r in plan.regions]
     return names
 
 
