@@ -39,6 +39,26 @@ MEASURES: dict[str, MeasureName] = {
     "replication_lag_exporter_seconds": MeasureName(
         "seconds", "worst exporter-reported lag of any replica (second witness of replication lag)"
     ),
+    # Derived by harness.traffic_measures (global balancer, traffic canary per client region).
+    "traffic_failover_seconds": MeasureName(
+        "seconds", "per client region, first failed or wrongly served request → served right again; longest"
+    ),
+    "residency_violations_count": MeasureName(
+        "count", "requests served by a region the residency rules forbid for their client region"
+    ),
+    "evacuation_seconds": MeasureName(
+        "seconds", "drain applied → the drained region serves nothing, sustained"
+    ),
+    "failback_seconds": MeasureName("seconds", "region restored → its clients served at home again"),
+    "traffic_error_ratio": MeasureName(
+        "ratio", "failed share of traffic canary requests in the fault window, worst client region"
+    ),
+    "traffic_p99_latency_seconds": MeasureName(
+        "seconds", "99th percentile traffic canary latency in the fault window, worst client region"
+    ),
+    "traffic_balancer_error_ratio": MeasureName(
+        "ratio", "the balancer's 5xx share in the fault window (second witness of traffic_error_ratio)"
+    ),
     # Reported by probes (Prometheus, health, replication) and actions (load).
     "slo_error_ratio": MeasureName(
         "ratio", "server-side 5xx share of requests over the fault window (Prometheus)"

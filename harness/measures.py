@@ -96,9 +96,10 @@ def first_fault(record: RunRecord) -> FaultRecord | None:
     return faults[0] if faults else None
 
 
-def canary_samples(record: RunRecord, region: str | None = None) -> list[Sample]:
-    """Canary samples in send order (records may hold them in any order)."""
-    samples = [s for s in record.samples if s.probe == CANARY and (region is None or s.region == region)]
+def canary_samples(record: RunRecord, region: str | None = None, probe: str = CANARY) -> list[Sample]:
+    """Canary samples (of `probe`: the traffic canary's too) in send order (records may hold them
+    in any order)."""
+    samples = [s for s in record.samples if s.probe == probe and (region is None or s.region == region)]
     return sorted(samples, key=lambda s: (s.at_seconds, answer_seconds(s)))
 
 
@@ -218,12 +219,14 @@ class CanaryRun:
         return self.fault.undone_at_seconds
 
 
-def _canary_started(record: RunRecord) -> list[Event]:
-    return [e for e in record.events if e.kind == "canary.started"]
+def _canary_started(record: RunRecord, kind: str = "canary.started") -> list[Event]:
+    return [e for e in record.events if e.kind == kind]
 
 
-def _has_canary_evidence(record: RunRecord) -> bool:
-    return bool(_canary_started(record)) or any(s.probe == CANARY for s in record.samples)
+def _has_canary_evidence(
+    record: RunRecord, probe: str = CANARY, started_kind: str = "canary.started"
+) -> bool:
+    return bool(_canary_started(record, started_kind)) or any(s.probe == probe for s in record.samples)
 
 
 def _gap_limit(rate_hz: float, timeout_seconds: float) -> float:
@@ -231,21 +234,25 @@ def _gap_limit(rate_hz: float, timeout_seconds: float) -> float:
     return max(3.0 / rate_hz, timeout_seconds + 2.0 / rate_hz)
 
 
-def canary_run(record: RunRecord) -> CanaryRun | str | None:
+def canary_run(
+    record: RunRecord, probe: str = CANARY, started_kind: str = "canary.started"
+) -> CanaryRun | str | None:
     """The canary evidence for the first disruptive fault; a str naming what is missing when there is
-    no fault to time from; None when the record holds no canary evidence at all."""
-    if not _has_canary_evidence(record):
+    no fault to time from; None when the record holds no canary evidence at all. `probe` and
+    `started_kind` select another canary's samples and start events (the traffic canary's:
+    "traffic", "traffic.started"), judged by the same coverage rules."""
+    if not _has_canary_evidence(record, probe, started_kind):
         return None
     fault = first_fault(record)
     if fault is None:
         load = [f for f in record.faults if is_load(f)]
         only = f" (only load: {', '.join(f.action for f in load)})" if load else ""
         return f"no disruptive fault journalled{only}: nothing to time an outage from"
-    samples = canary_samples(record)
+    samples = canary_samples(record, probe=probe)
     run_end = max([record.duration_seconds, *(answer_seconds(s) for s in samples)])
     undone = fault.undone_at_seconds
     window_end = run_end if undone is None else min(undone + SETTLE_SECONDS, run_end)
-    started = _canary_started(record)
+    started = _canary_started(record, started_kind)
     limits: dict[str, float] = {}
     counts: dict[str, int] = {}
     if started:
@@ -257,7 +264,7 @@ def canary_run(record: RunRecord) -> CanaryRun | str | None:
             except (KeyError, TypeError, ValueError):
                 rate, timeout = math.nan, math.nan
             if not rate > 0 or not timeout >= 0:
-                bad = f"canary.started for {region or '?'} lacks a positive rate_hz and a timeout_seconds"
+                bad = f"{started_kind} for {region or '?'} lacks a positive rate_hz and a timeout_seconds"
                 return CanaryRun(fault, (region,), tuple(samples), window_end, {}, {}, bad)
             limits[region] = max(limits.get(region, 0.0), _gap_limit(rate, timeout))
             counts[region] = counts.get(region, 0) + 1
@@ -1019,3 +1026,8 @@ def with_derived(record: RunRecord) -> RunRecord:
     figure is missing)."""
     derived = tuple(m for derive in DERIVED.values() if (m := derive(record)) is not None)
     return replace(record, measurements=record.measurements + derived)
+
+
+# The traffic measures (global balancer) live in their own module and add themselves to DERIVED;
+# imported here, after DERIVED exists, so that every user of this module finds them.
+from harness import traffic_measures as _traffic_measures  # noqa: E402, F401

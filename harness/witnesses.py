@@ -17,6 +17,11 @@ Pairs and tolerances (also in README "Two witnesses" and docs/measures.md):
   may differ by at most 2 s + 25 % of the larger: the Redis exporter reports whole seconds and
   both exporters are scraped at an interval, so the exporter lags the marker by up to a scrape.
 
+* traffic error ratio: `traffic_balancer_error_ratio` (HAProxy's own 5xx count per client
+  region) and `traffic_error_ratio` (the traffic canary), 5 percentage points: the balancer's
+  window runs from scrape to scrape around the fault, and a canary timeout answered later by a
+  server is a failure to the canary but not a 5xx to the balancer.
+
 A lower bound ("at least x") contradicts the other witness only when the other's exact value is
 below the bound by more than the tolerance; two lower bounds never contradict each other.
 """
@@ -45,6 +50,8 @@ PAIRS = (
     Pair(
         "replication_lag_seconds", "replication_lag_exporter_seconds", 2.0, 0.25, "2 s + 25 % of the larger"
     ),
+    # The balancer's 5xx count against the traffic canary's failures (docs/measures.md, traffic).
+    Pair("traffic_balancer_error_ratio", "traffic_error_ratio", 0.05, 0.0, "5 percentage points"),
 )
 
 
