@@ -140,23 +140,33 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Scenario or exper
 
 
 def score(
-    run_file: Annotated[Path, typer.Argument(help="A run.json written by `harness run`.")],
+    run_file: Annotated[
+        Path, typer.Argument(help="A run.json written by `harness run`, or a Chaos Toolkit journal.json.")
+    ],
     scenario: ScenarioOption,
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Also write a graded copy (run.json and report) to DIR/<run-id>/."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the grade as JSON.")] = False,
+    experiment: Annotated[
+        str | None,
+        typer.Option(help="Journals only: the scenario's experiment it ran (default: by title)."),
+    ] = None,
 ) -> None:
-    """Grade a stored run again against (possibly new) targets, offline.
+    """Grade a stored run, or any Chaos Toolkit journal, against (possibly new) targets, offline.
 
     The stored run.json and its report are never rewritten: the grade is printed, and a graded
-    copy is written only with --out, to a folder other than the stored run's own.
+    copy is written only with --out, to a folder other than the stored run's own. A journal is
+    graded from what it holds (docs/journals.md); what it cannot evidence is unknown.
     """
+    from harness.cli.scoring_input import load_scorable
+
     if out is not None:
         ensure_writable_out(out)
-    record, _ = report.load_run(run_file)
-    grade = scoring.grade(record, loading.load_scenario(scenario))
+    profile = loading.load_scenario(scenario)
+    record, notes = load_scorable(run_file, profile, experiment)
+    grade = scoring.grade(record, profile)
     if out is not None:
         copy = out / record.run_id / "run.json"
         if copy.resolve() == run_file.resolve():
@@ -171,4 +181,6 @@ def score(
         console.print(report.summary_line(grade))
         for reason in grade.reasons:
             console.print(f"  [yellow]![/yellow] {reason}")
+        for note in notes:
+            console.print(f"  [dim]·[/dim] {note}")
     raise typer.Exit(scoring.exit_code(grade.verdict))

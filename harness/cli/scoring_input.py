@@ -1,0 +1,89 @@
+"""What `harness score` grades: a run.json or a Chaos Toolkit journal, told apart by their content."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness import journals, loading, report, scoring, suite
+from harness.errors import ConfigError
+from harness.model import RecordError, RunRecord, Scenario
+
+__all__ = ["load_scorable"]
+
+
+def load_scorable(path: Path, scenario: Scenario, experiment: str | None) -> tuple[RunRecord, list[str]]:
+    """The record to grade and notes for the reader. A journal is read as a run of the scenario's
+    experiment named by `experiment` (a path or file name the scenario lists), else of the one
+    whose title it carries. Bad input raises ConfigError naming the file and field."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, "", "no such file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(path, "", f"cannot read: {error}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(path, "", f"expected JSON, {error.msg} at line {error.lineno}") from None
+    except RecursionError:
+        raise ConfigError(path, "", "expected JSON, nested too deeply") from None
+    if journals.is_run_file(data):
+        if experiment is not None:
+            raise ConfigError("--experiment", "", f"only for a Chaos Toolkit journal; {path} is a run.json")
+        record, _ = report.load_run(path)
+        return record, []
+    if not journals.is_journal(data):
+        raise ConfigError(
+            path,
+            "",
+            "expected a run.json (with 'record') or a Chaos Toolkit journal "
+            "(with 'experiment', 'status', 'run')",
+        )
+    experiment_path, notes = _experiment_of(data, scenario, experiment)
+    try:
+        reading = journals.read_journal(
+            data, scenario=scenario.name, experiment_path=experiment_path, harness_version=_version()
+        )
+    except RecordError as error:
+        raise ConfigError(path, error.field, error.problem) from None
+    return reading.record, [*notes, *reading.notes]
+
+
+def _experiment_of(journal: dict, scenario: Scenario, named: str | None) -> tuple[str, list[str]]:
+    """The scenario's experiment path the journal is a run of, and a note when none is found."""
+    if named is not None:
+        ref = scoring.experiment_ref(scenario, named)
+        if ref is None:
+            listed = ", ".join(r.path for r in scenario.experiments) or "none"
+            raise ConfigError(
+                "--experiment", "", f"scenario {scenario.name} does not list {named} (it lists: {listed})"
+            )
+        return ref.path, []
+    experiment = journal.get("experiment")
+    title = experiment.get("title") if isinstance(experiment, dict) else None
+    matching = [ref for ref in scenario.experiments if title and _title(scenario, ref) == title]
+    if len(matching) == 1:
+        return matching[0].path, []
+    why = "several" if matching else "no"
+    return f"journal: {title}", [
+        f"{why} experiment of scenario {scenario.name} has the title {title!r}: name the one this journal "
+        "ran with --experiment"
+    ]
+
+
+def _title(scenario: Scenario, ref) -> str | None:
+    try:
+        document = loading.read_document(suite.experiment_path(scenario, ref))
+    except ConfigError:
+        return None
+    return document.get("title") if isinstance(document, dict) else None
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("resilience-harness")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
