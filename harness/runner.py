@@ -428,6 +428,160 @@ def run_experiment(experiment_path: Path, context: RunContext) -> RunRecord:
             )
 
 
+class Observation:
+    """Everything that measures a run from outside chaoslib: the canaries, the Sentinel and Patroni
+    watchers and the guardrail, started before the steady-state hypothesis and stopped after the
+    rollbacks, then the run record built from them and the journal.
+
+    One code path for both ways of running: `harness run` wraps chaoslib in it (_run_against), and
+    the Chaos Toolkit control (harness.control) starts it from chaoslib's before-experiment hook and
+    finishes it from the after-experiment hook of a plain `chaos run`."""
+
+    def __init__(
+        self,
+        *,
+        scenario: Scenario,
+        extension: Mapping[str, Any],
+        endpoints: Mapping[str, Any],
+        run_id: str,
+        run_dir: Path,
+        state_dir: Path,
+        say: Progress = lambda message: None,
+        waiting_for: Progress = lambda what: None,
+    ) -> None:
+        canary_settings = extension.get("canary", {})
+        self.rate_hz = (
+            parse_frequency(canary_settings["rate"]) if "rate" in canary_settings else scenario.canary_rate_hz
+        )
+        kinds = canary_settings.get("kinds", ["redis"])
+        self.targets = canary_module.targets_from_endpoints(endpoints, kinds)
+        self.scenario, self.endpoints = scenario, endpoints
+        self.run_id, self.run_dir, self.state_dir = run_id, run_dir, state_dir
+        self._say, self._waiting_for = say, waiting_for
+        self.started_wall = time.time()
+        self.started_monotonic = time.monotonic()
+        self.canaries: list[canary_module.Canary] = []
+        self.watchers: list[SentinelWatcher | PatroniWatcher] = []
+        self.guard: _Guard | None = None
+
+    def configuration(self) -> dict[str, Any]:
+        """What the activities read from chaoslib's configuration: the target's endpoints and where
+        this run writes (the canary log, the fault ledger, the scenario for per-region rates)."""
+        return {
+            **self.endpoints,
+            "run_dir": str(self.run_dir),
+            "run_id": self.run_id,
+            "harness_state_dir": str(self.state_dir),
+            "scenario_path": self.scenario.path,
+        }
+
+    def start(self) -> Observation:
+        """Canaries and watchers running, the healthy baseline seen (bounded), the guardrail armed."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        os.environ["HARNESS_RUN_ID"] = self.run_id
+        self.started_wall = time.time()
+        self.started_monotonic = time.monotonic()
+        self.canaries = [
+            canary_module.Canary(t, self.rate_hz, self.run_dir / "canary.jsonl").start() for t in self.targets
+        ]
+        self.watchers.append(SentinelWatcher(self.endpoints.get("redis_sentinels", ())).start())
+        self.watchers.append(
+            PatroniWatcher(
+                _patroni_urls(self.endpoints),
+                etcd_urls=self.endpoints.get("etcd_urls", ()),
+                scope=self.endpoints.get("patroni_scope", "harness"),
+            ).start()
+        )
+        self._say(
+            f"canaries: {len(self.canaries)} started, waiting for {BASELINE_SAMPLES} successful requests each"
+        )
+        self._waiting_for("the canaries' first successful requests")
+        _await_baseline(self.canaries, self._say)
+        self.guard = _Guard(self.scenario, self.canaries, self.state_dir).start()
+        return self
+
+    def finish(
+        self,
+        *,
+        experiment: Mapping[str, Any],
+        experiment_path: Path,
+        journal: Mapping[str, Any],
+        secrets: set[str],
+        failure: BaseException | None = None,
+    ) -> RunRecord:
+        """Stop measuring, undo what the rollbacks left open, verify the acknowledged writes and
+        build the record (scrubbed of `secrets`). `failure`, an error that ended the run early, is
+        raised again once everything is stopped and undone.
+
+        A first signal meanwhile only undoes (nothing is applied) and is noted: the record is built
+        and returned so that it reaches the history."""
+        with interrupts.deferred():
+            self._waiting_for("")
+            if self.guard is not None:
+                self.guard.stop()
+            extra_events = _undo_leftovers(self.state_dir, self.run_id, self.started_monotonic)
+            if not CONTROLLER.signal_name:
+                time.sleep(SETTLE_SECONDS)
+            raw_samples = [s for c in self.canaries for s in c.stop()]
+            raw_events = [e for w in self.watchers for e in w.stop()]
+            os.environ.pop("HARNESS_RUN_ID", None)
+            if failure is not None:
+                raise failure
+            ended_monotonic = time.monotonic()
+            extra_events.extend(_canary_started(c, self.started_monotonic) for c in self.canaries)
+            self._say("checking acknowledged writes")
+            extra_events.extend(_verify_writes(self.canaries, self.started_monotonic, self.rate_hz))
+            if self.guard is not None and self.guard.crossed:
+                crossed = self.guard.crossed
+                at = crossed["at_monotonic"] - self.started_monotonic
+                extra_events.append(Event(at, "guardrail.crossed", "runner", crossed))
+            if CONTROLLER.signal_name:
+                extra_events.append(
+                    Event(
+                        (CONTROLLER.signal_monotonic or ended_monotonic) - self.started_monotonic,
+                        "run.interrupted",
+                        "runner",
+                        {"signal": CONTROLLER.signal_name},
+                    )
+                )
+            record = _build_record(
+                experiment=experiment,
+                experiment_path=experiment_path,
+                scenario_name=self.scenario.name,
+                state_dir=self.state_dir,
+                run_id=self.run_id,
+                journal=journal,
+                started_wall=self.started_wall,
+                started_monotonic=self.started_monotonic,
+                duration_seconds=ended_monotonic - self.started_monotonic,
+                wall_offset=self.started_wall - self.started_monotonic,
+                raw_samples=raw_samples,
+                raw_events=raw_events,
+                extra_events=extra_events,
+                endpoints=self.endpoints,
+            )
+            return RunRecord.from_dict(_redact(measures.with_derived(record).to_dict(), secrets))
+
+
+CONTROL_MODULE = "harness.control"
+
+
+def chaoslib_configuration(experiment: Mapping[str, Any], observed: Mapping[str, Any]) -> dict[str, Any]:
+    """The experiment with the observation's keys merged into its configuration (chaoslib's extra
+    vars only override keys the experiment declares, and a user's experiment need not declare them),
+    and without the harness control: this run is observed already, a second observation would
+    double every canary."""
+    merged = {**experiment, "configuration": {**experiment.get("configuration", {}), **observed}}
+    controls = [
+        c
+        for c in experiment.get("controls") or []
+        if not (isinstance(c, Mapping) and (c.get("provider") or {}).get("module") == CONTROL_MODULE)
+    ]
+    if "controls" in experiment:
+        merged["controls"] = controls
+    return merged
+
+
 def _run_against(
     experiment: dict[str, Any],
     experiment_path: Path,
@@ -440,55 +594,27 @@ def _run_against(
 ) -> RunRecord:
     from chaoslib.run import Runner, Strategy, initialize_run_journal
 
-    canary_settings = extension.get("canary", {})
-    rate_hz = (
-        parse_frequency(canary_settings["rate"])
-        if "rate" in canary_settings
-        else context.scenario.canary_rate_hz
+    observation = Observation(
+        scenario=context.scenario,
+        extension=extension,
+        endpoints=endpoints,
+        run_id=run_id,
+        run_dir=run_dir,
+        state_dir=context.state_dir,
+        say=notice.say,
+        waiting_for=notice.waiting_for,
     )
-    kinds = canary_settings.get("kinds", ["redis"])
-    targets = canary_module.targets_from_endpoints(endpoints, kinds)
-    configuration = {
-        **endpoints,
-        "run_dir": str(run_dir),
-        "run_id": run_id,
-        "harness_state_dir": str(context.state_dir),
-        "scenario_path": context.scenario.path,
-    }
-    os.environ["HARNESS_RUN_ID"] = run_id
-    started_wall = time.time()
-    started_monotonic = time.monotonic()
-    wall_offset = started_wall - started_monotonic
-    canaries: list[canary_module.Canary] = []
-    watchers: list[SentinelWatcher | PatroniWatcher] = []
-    guard: _Guard | None = None
     notes = _SecretCatcher(notice)
     redacting = _RedactingFilter(notes)
     chaos_logger = logging.getLogger("chaostoolkit")
     journal: dict[str, Any] = {}
-    extra_events: list[Event] = []
     failure: BaseException | None = None
     try:
-        canaries = [canary_module.Canary(t, rate_hz, run_dir / "canary.jsonl").start() for t in targets]
-        watchers.append(SentinelWatcher(endpoints.get("redis_sentinels", ())).start())
-        watchers.append(
-            PatroniWatcher(
-                _patroni_urls(endpoints),
-                etcd_urls=endpoints.get("etcd_urls", ()),
-                scope=endpoints.get("patroni_scope", "harness"),
-            ).start()
-        )
-        notice.say(
-            f"canaries: {len(canaries)} started, waiting for {BASELINE_SAMPLES} successful requests each"
-        )
-        notice.waiting_for("the canaries' first successful requests")
-        _await_baseline(canaries, notice.say)
-        guard = _Guard(context.scenario, canaries, context.state_dir).start()
+        observation.start()
         notice.say(f"running {experiment.get('title', experiment_path.name)}")
         chaos_logger.setLevel(logging.ERROR)
         chaos_logger.addFilter(redacting)
-        # chaoslib's extra vars only override keys the experiment declares: merge instead.
-        merged = {**experiment, "configuration": {**experiment.get("configuration", {}), **configuration}}
+        merged = chaoslib_configuration(experiment, observation.configuration())
         # Our own journal, so that an interrupt that leaves chaoslib (during its rollbacks) keeps it.
         journal = initialize_run_journal(merged)
         try:
@@ -501,63 +627,19 @@ def _run_against(
             CONTROLLER.leave_chaoslib()
     except (Interrupted, KeyboardInterrupt):
         # Outside chaoslib's own catch (baseline, chaoslib starting, its rollbacks): the faults are
-        # undone already, or by _undo_leftovers below.
+        # undone already, or by Observation.finish.
         journal = {**journal, "status": "interrupted"}
-    except BaseException as error:  # cleaned up below, then raised again
+    except BaseException as error:  # cleaned up by finish, then raised again
         failure = error
-    # From here on a first signal only undoes (nothing is applied) and is noted: the record is
-    # built and returned so that it reaches the history.
     with interrupts.deferred():
         chaos_logger.removeFilter(redacting)
-        notice.waiting_for("")
-        if guard is not None:
-            guard.stop()
-        extra_events.extend(_undo_leftovers(context.state_dir, run_id, started_monotonic))
-        if not CONTROLLER.signal_name:
-            time.sleep(SETTLE_SECONDS)
-        raw_samples = [s for c in canaries for s in c.stop()]
-        raw_events = [e for w in watchers for e in w.stop()]
-        os.environ.pop("HARNESS_RUN_ID", None)
-        if failure is not None:
-            raise failure
-        ended_monotonic = time.monotonic()
-        extra_events.extend(_canary_started(c, started_monotonic) for c in canaries)
-        notice.say("checking acknowledged writes")
-        extra_events.extend(_verify_writes(canaries, started_monotonic, rate_hz))
-        if guard is not None and guard.crossed:
-            extra_events.append(
-                Event(
-                    guard.crossed["at_monotonic"] - started_monotonic,
-                    "guardrail.crossed",
-                    "runner",
-                    guard.crossed,
-                )
-            )
-        if CONTROLLER.signal_name:
-            extra_events.append(
-                Event(
-                    (CONTROLLER.signal_monotonic or ended_monotonic) - started_monotonic,
-                    "run.interrupted",
-                    "runner",
-                    {"signal": CONTROLLER.signal_name},
-                )
-            )
-        record = _build_record(
+        return observation.finish(
             experiment=experiment,
             experiment_path=experiment_path,
-            context=context,
-            run_id=run_id,
             journal=journal,
-            started_wall=started_wall,
-            started_monotonic=started_monotonic,
-            duration_seconds=ended_monotonic - started_monotonic,
-            wall_offset=wall_offset,
-            raw_samples=raw_samples,
-            raw_events=raw_events,
-            extra_events=extra_events,
-            endpoints=endpoints,
+            secrets=notes.secrets,
+            failure=failure,
         )
-        return RunRecord.from_dict(_redact(measures.with_derived(record).to_dict(), notes.secrets))
 
 
 @contextmanager
@@ -653,7 +735,8 @@ def _build_record(
     *,
     experiment: Mapping[str, Any],
     experiment_path: Path,
-    context: RunContext,
+    scenario_name: str,
+    state_dir: Path,
     run_id: str,
     journal: Mapping[str, Any],
     started_wall: float,
@@ -701,7 +784,7 @@ def _build_record(
             )
     return RunRecord(
         run_id=run_id,
-        scenario=context.scenario.name,
+        scenario=scenario_name,
         experiment_title=str(experiment.get("title", experiment_path.stem)),
         experiment_path=str(experiment_path),
         harness_version=_version(),
@@ -713,7 +796,7 @@ def _build_record(
         activity_errors=tuple(errors),
         events=tuple(sorted(events, key=lambda e: e.at_seconds)),
         samples=tuple(sorted(samples, key=lambda s: s.at_seconds)),
-        faults=tuple(ledger.fault_records(context.state_dir, started_monotonic, run_id)),
+        faults=tuple(ledger.fault_records(state_dir, started_monotonic, run_id)),
         measurements=tuple(measurements),
         environment={**_versions(), "target": _describe_target(endpoints)},
         journal=json.loads(json.dumps(journal, default=str)),

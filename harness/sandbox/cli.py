@@ -56,7 +56,8 @@ def up(
         list[str] | None, typer.Option("--component", help="Start only these kinds (repeatable).")
     ] = None,
 ) -> None:
-    """Start the scenario's sandbox and print its endpoints (also written to DIR/endpoints.json)."""
+    """Start the scenario's sandbox and print its endpoints (also written to DIR/endpoints.json, and
+    as a Chaos Toolkit var-file to DIR/ctk-vars.json)."""
     from harness import sandbox
     from harness.loading import load_scenario
 
@@ -70,12 +71,16 @@ def up(
         )
     except HarnessError as error:
         raise _fail(error) from None
+    from harness.varfile import write_var_file  # for plain `chaos run --var-file` (README)
+
+    var_file = write_var_file(started.directory, started.endpoints, started.directory / "endpoints.json")
     table = Table(title=f"sandbox {loaded.name}: {started.directory / 'endpoints.json'}")
     for column in ("region", "endpoint", "address"):
         table.add_column(column)
     for row in _endpoint_rows(dict(started.endpoints)):
         table.add_row(*row)
     _out.print(table)
+    _out.print(f"Chaos Toolkit var-file: {var_file} (chaos run --var-file {var_file} ...)")
 
 
 @app.command()
