@@ -12,7 +12,8 @@ and `Check.missing` names what is lacking. Unknown never counts as pass. The rul
    activity that raised, no fault journalled although the method has actions, a method action
    that ran outside the fault ledger (no proof of effect), a fault an action reports applying
    that this run's ledger lacks, a fault whose effect was not proven,
-   a sandbox region of the scenario whose canary never started (when the run had canaries).
+   a sandbox region of the scenario whose canary never started (when the run had canaries), a
+   load worker lost mid-run (a `load.worker_lost` event).
 3. A measurement with no value is unknown, naming the evidence the measure lacked.
 4. `Measurement.missed_because` (e.g. "no promotion") fails the target whatever the value, even
    a value that could not be measured.
@@ -75,6 +76,12 @@ def run_doubts(record: RunRecord) -> list[str]:
             seen = "was not observed" if fault.effect_proven is False else "was not checked"
             detail = f" ({fault.effect_evidence})" if fault.effect_evidence else ""
             doubts.append(f"effect of {fault.action} on {fault.target} {seen}{detail}")
+    # A load worker that died mid-run (harness.actions.load): the load the run was about fell short.
+    doubts.extend(
+        f"load worker lost mid-run: {event.detail.get('what', 'a Locust worker')}"
+        for event in record.events
+        if event.kind == "load.worker_lost"
+    )
     return doubts
 
 
