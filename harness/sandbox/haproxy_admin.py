@@ -37,6 +37,7 @@ class ServerState:
     op_state: int
     admin_state: int
     weight: int  # srv_uweight: the user's weight, 0..256
+    initial_weight: int = 1  # srv_iweight: the weight in the configuration
     check_status: int = 0
     seconds_since_change: int = 0
 
@@ -102,6 +103,7 @@ def parse_servers_state(text: str) -> list[ServerState]:
                     op_state=int(values["srv_op_state"]),
                     admin_state=int(values["srv_admin_state"]),
                     weight=int(values["srv_uweight"]),
+                    initial_weight=int(values.get("srv_iweight", values["srv_uweight"])),
                     check_status=int(values.get("srv_check_status", 0)),
                     seconds_since_change=int(values.get("srv_time_since_last_change", 0)),
                 )
