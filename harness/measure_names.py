@@ -80,6 +80,10 @@ MEASURES: dict[str, MeasureName] = {
     "load_failure_ratio": MeasureName("ratio", "failed share of the load generator's requests"),
     "load_rps": MeasureName("rps", "requests per second the load generator achieved"),
     "load_p99_latency_seconds": MeasureName("seconds", "99th percentile latency seen by the load generator"),
+    "load_p50_latency_seconds": MeasureName("seconds", "median latency seen by the load generator"),
+    "load_p95_latency_seconds": MeasureName("seconds", "95th percentile latency seen by the load generator"),
+    "load_workers_count": MeasureName("count", "Locust workers the load ran on (distributed load)"),
+    "load_workers_lost_count": MeasureName("count", "Locust workers lost while the load ran"),
 }
 
 # Names with a number or unit inside, reported by parametrised probes.
