@@ -441,6 +441,7 @@ def parse_scenario(path: Path, data: Any) -> Scenario:
         ),
         canary_rate_hz=rate_hz,
         settings=data.get("settings", {}),
+        load_workers=data.get("load", {}).get("workers"),
         traffic=parse_traffic(path, data["traffic"], regions) if "traffic" in data else None,
     )
 

@@ -200,6 +200,7 @@ class Scenario:
     guardrails: Guardrails = field(default_factory=Guardrails)
     canary_rate_hz: float = 20.0
     settings: Mapping[str, Any] = field(default_factory=dict)  # documented, not graded
+    load_workers: int | None = None  # `load.workers`: Locust workers for harness.actions.load; None: per core
     traffic: TrafficSettings | None = None  # None: no global load balancer in the sandbox
 
     @property

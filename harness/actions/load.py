@@ -88,7 +88,7 @@ def start_load(
             "arguments", "duration_seconds", f"expected 0 < seconds ≤ 1 day, got {duration_seconds!r}"
         )
     targets = _targets(configuration, requests_per_minute)
-    web_url = _master_url(master, configuration)
+    web_url = master_url(master, configuration)
     count = None if web_url else _worker_count(workers, configuration)
     directory = Path(configuration.get("run_dir") or ledger.state_dir(configuration) / "load")
     directory.mkdir(parents=True, exist_ok=True)
@@ -299,8 +299,9 @@ def _scenario_rates(configuration: Mapping[str, Any]) -> dict[str, float]:
     return rates
 
 
-def _master_url(master: str | None, configuration: Mapping[str, Any]) -> str | None:
-    """The web UI URL of the master to attach to, or None to start one here."""
+def master_url(master: str | None, configuration: Mapping[str, Any]) -> str | None:
+    """The web UI URL of the master to attach to (`master`, else the configuration's `locust_master`,
+    else HARNESS_LOCUST_MASTER), or None to start one here. ConfigError when malformed."""
     if master is not None:
         text, field = master, ("arguments", "master")
     elif configuration.get("locust_master"):

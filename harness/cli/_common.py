@@ -86,3 +86,28 @@ CadenceOption = Annotated[
     typer.Option(help="daily (default), weekly, biweekly, monthly or quarterly; repeat for several."),
 ]
 AllOption = Annotated[bool, typer.Option("--all", help="Every experiment of the scenario.")]
+LocustMasterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--locust-master",
+        envvar="HARNESS_LOCUST_MASTER",
+        help="HOST:PORT of a running Locust master's web UI: load runs on its workers, not locally.",
+    ),
+]
+
+
+def use_locust_master(address: str | None) -> None:
+    """Hand --locust-master to harness.actions.load (it reads HARNESS_LOCUST_MASTER); a malformed
+    address is bad input now, not a failed activity mid-run."""
+    if not address:
+        return
+    from harness.actions.load import MASTER_ENVIRONMENT, master_url
+    from harness.errors import ConfigError
+
+    try:
+        master_url(address, {})
+    except ConfigError:
+        raise ConfigError(
+            "--locust-master", "", f"expected HOST:PORT of a Locust master's web UI, got {address!r}"
+        ) from None
+    os.environ[MASTER_ENVIRONMENT] = address

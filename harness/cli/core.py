@@ -14,6 +14,7 @@ from harness.cli._common import (
     EXIT_PASS,
     AllowProductionOption,
     EndpointsOption,
+    LocustMasterOption,
     OutOption,
     ScenarioOption,
     StoreOption,
@@ -21,6 +22,7 @@ from harness.cli._common import (
     ensure_writable_out,
     fail,
     progress,
+    use_locust_master,
 )
 from harness.errors import ConfigError
 from harness.model import Grade, RunRecord
@@ -102,10 +104,12 @@ def run(
     endpoints: EndpointsOption = None,
     store_url: StoreOption = None,
     allow_production: AllowProductionOption = False,
+    locust_master: LocustMasterOption = None,
 ) -> int:
     """Run one experiment against the scenario's target, grade it and write the report."""
     from harness import locking
 
+    use_locust_master(locust_master)
     profile = loading.load_scenario(scenario)
     target = load_endpoints(endpoints)
     # Refusals before anything starts (run_experiment checks again under the lock).

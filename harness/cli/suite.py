@@ -15,12 +15,14 @@ from harness.cli._common import (
     AllowProductionOption,
     CadenceOption,
     EndpointsOption,
+    LocustMasterOption,
     OutOption,
     ScenarioOption,
     StoreOption,
     console,
     ensure_writable_out,
     progress,
+    use_locust_master,
 )
 from harness.cli.core import load_endpoints
 from harness.model import ExperimentRef, Scenario, Verdict
@@ -45,8 +47,10 @@ def run_suite(
     endpoints: EndpointsOption = None,
     store_url: StoreOption = None,
     allow_production: AllowProductionOption = False,
+    locust_master: LocustMasterOption = None,
 ) -> None:
     """Bring the target up, run the selected experiments one after another, grade, report, bring it down."""
+    use_locust_master(locust_master)
     profile = loading.load_scenario(scenario)
     refs = suite.select_experiments(profile, None if run_all else cadence or ["daily"])
     target = load_endpoints(endpoints)

@@ -213,3 +213,21 @@ def test_attaching_to_a_running_master_drives_its_workers(
         start_load(10, {"us-east-1": 60}, configuration={**api_configuration, "locust_master": "nowhere"})
     with pytest.raises(ConfigError, match="arguments:workers: expected a whole number"):
         start_load(10, {"us-east-1": 60}, workers=-1, configuration=api_configuration)
+
+
+def test_scenario_load_workers_is_read_and_checked(tmp_path: Path) -> None:
+    from harness.actions.load import _worker_count
+    from harness.loading import load_scenario, read_document, resolve_scenario_path
+
+    document = read_document(resolve_scenario_path("aeon-nova"))
+    good = tmp_path / "good.yaml"
+    good.write_text(json.dumps({**document, "load": {"workers": 3}}))
+    assert load_scenario(good).load_workers == 3
+    assert _worker_count(None, {"scenario_path": str(good)}) == 3
+    assert _worker_count(1, {"scenario_path": str(good)}) == 1  # the experiment's argument wins
+    assert _worker_count(None, {"locust_workers": "2", "scenario_path": str(good)}) == 2
+    assert _worker_count(None, {}) == (os.cpu_count() or 1)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(json.dumps({**document, "load": {"workers": -1}}))
+    with pytest.raises(ConfigError, match=r"bad\.yaml.*load\.workers"):
+        load_scenario(bad)
