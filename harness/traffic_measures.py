@@ -586,7 +586,9 @@ def traffic_balancer_error_ratio(record: RunRecord) -> Measurement | None:
         counted = []
         for kind in (requests, errors):
             mine = sorted((s for s in kind if s.region == client), key=lambda s: s.at_seconds)
-            before = [s for s in mine if s.at_seconds <= start and s.ok and s.value is not None]
+            # A scrape read before the fault when it was answered by then; after the undo when it
+            # was sent after it.
+            before = [s for s in mine if answer_seconds(s) <= start and s.ok and s.value is not None]
             after = [s for s in mine if s.at_seconds >= end and s.ok and s.value is not None]
             if not before or not after:
                 edge = "before the fault" if not before else "after the undo"
