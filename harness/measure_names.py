@@ -29,7 +29,10 @@ MEASURES: dict[str, MeasureName] = {
         "seconds", "fault applied → the failure is agreed (Sentinel +odown, Patroni)"
     ),
     "promotion_seconds": MeasureName("seconds", "detection → a new primary is named"),
-    "lost_writes_count": MeasureName("count", "acknowledged canary writes missing after recovery"),
+    "lost_writes_count": MeasureName(
+        "count",
+        "acknowledged canary writes missing after recovery, plus convergence elements no region holds",
+    ),
     "rpo_seconds": MeasureName("seconds", "span of acknowledged writes lost"),
     "error_ratio": MeasureName("ratio", "failed share of canary requests in the fault window"),
     "canary_p99_latency_seconds": MeasureName(
@@ -58,6 +61,21 @@ MEASURES: dict[str, MeasureName] = {
     ),
     "traffic_balancer_error_ratio": MeasureName(
         "ratio", "the balancer's 5xx share in the fault window (second witness of traffic_error_ratio)"
+    ),
+    # Derived by harness.convergence_measures (active-active, harness.probes.convergence).
+    "propagation_p99_seconds": MeasureName(
+        "seconds",
+        "write acknowledged → first read in another region showing it; p99 of the worst region pair",
+    ),
+    "convergence_seconds": MeasureName(
+        "seconds",
+        "heal → every region holds identical data (digest of what was written before it), sustained",
+    ),
+    "lww_discarded_writes_count": MeasureName(
+        "count", "acknowledged register writes last-write-wins overwrote with a concurrent later write"
+    ),
+    "lww_violations_count": MeasureName(
+        "count", "survivors that are not the latest commit, keys or elements the regions never agree on"
     ),
     # Reported by probes (Prometheus, health, replication) and actions (load).
     "slo_error_ratio": MeasureName(

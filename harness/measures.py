@@ -1030,4 +1030,11 @@ def with_derived(record: RunRecord) -> RunRecord:
 
 # The traffic measures (global balancer) live in their own module and add themselves to DERIVED;
 # imported here, after DERIVED exists, so that every user of this module finds them.
+# The active-active convergence measures (harness.convergence_measures) read this module's helpers
+# inside their functions; lost_writes_count also counts the elements the convergence probe
+# acknowledged that no region holds at the end.
+from harness import convergence_measures as _convergence  # noqa: E402
 from harness import traffic_measures as _traffic_measures  # noqa: E402, F401
+
+DERIVED.update(_convergence.DERIVED)
+DERIVED["lost_writes_count"] = _convergence.with_lost_elements(lost_writes_count)
