@@ -3,7 +3,8 @@
 Jobs: ``api`` (each regional API's /metrics), ``redis`` (redis_exporter per Redis server),
 ``postgres`` (postgres_exporter per PostgreSQL server), ``node`` (node_exporter: the host's CPU),
 ``process`` (process-exporter: CPU of each server process of the system under test, grouped by
-component name), ``faultproxy`` (the proxy's /metrics) and ``prometheus`` itself. Every target
+component name), ``faultproxy`` (the proxy's /metrics), ``balancer`` (HAProxy's Prometheus exporter,
+``haproxy_*``) and ``prometheus`` itself. Every target
 carries ``region`` and ``component`` labels.
 
 The node and process exporters are optional: without their Debian packages the sandbox runs
@@ -210,6 +211,8 @@ def _targets(plan: Plan) -> dict[str, list[tuple[str, str, int]]]:
                 jobs[job] = [(f"{job}-exporter", "", plan.ports[f"{job}-exporter"])]
     if "faultproxy" in plan.ports:
         jobs["faultproxy"] = [("faultproxy", "", plan.ports["faultproxy"])]
+    if "balancer-metrics" in plan.ports:  # HAProxy's exporter: the balancer's witness of user traffic
+        jobs["balancer"] = [("balancer", "", plan.ports["balancer-metrics"])]
     return jobs
 
 

@@ -3,6 +3,7 @@ generated HAProxy configuration passes `haproxy -c` (no balancer is started here
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import yaml
 from harness.errors import ConfigError
 from harness.loading import load_scenario, parse_scenario
 from harness.model import TrafficSettings
-from harness.sandbox import balancer
+from harness.sandbox import balancer, monitoring
 from harness.sandbox.topology import plan
 
 REPO = Path(__file__).resolve().parents[2]
@@ -133,3 +134,14 @@ def test_cli_refuses_a_bad_traffic_section_with_exit_2(tmp_path: Path, run_cli: 
     assert done.exit_code == 2, done.stderr
     assert f"{path}:traffic.health_check.interval: expected a positive duration" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_prometheus_scrapes_the_balancer_s_exporter() -> None:
+    scenario = load_scenario(REPO / "scenarios" / "email-triage.yaml")
+    wanted = plan(scenario)
+    jobs = {
+        job["job_name"]: job for job in json.loads(monitoring.prometheus_config(wanted))["scrape_configs"]
+    }
+    assert jobs["balancer"]["static_configs"][0]["targets"] == [
+        f"127.0.0.1:{wanted.ports['balancer-metrics']}"
+    ]
