@@ -72,10 +72,11 @@ def run_and_report(
     *,
     say: Say = print,
     progress: runner.Progress = lambda message: None,
+    on_kept: Callable[[RunRecord, Grade], None] | None = None,
 ) -> tuple[suite.SuiteResult, Path | None]:
     """Run a suite under the target's lock, keeping each run as it lands; returns the result and
     the combined report's path (None when the suite was interrupted: each run's own page is
-    written already)."""
+    written already). `on_kept` is told of each run once it is stored (e.g. to publish metrics)."""
     state_dir = ledger.state_dir()
     # Refusals before anything starts: bad experiment files, production, faults left open.
     suite.check_suite(profile, refs, allow_production, state_dir)
@@ -89,6 +90,8 @@ def run_and_report(
 
         def keep(record: RunRecord, grade: Grade) -> None:
             keep_run(record, grade, out, history, say, indent="  ", state_dir=state_dir)
+            if on_kept is not None:
+                on_kept(record, grade)
 
         result = suite.run_suite(
             profile,

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from harness import loading, report, runner, scoring, session, store
+from harness.cli import metrics
 from harness.cli._common import (
     EXIT_BAD_INPUT,
     EXIT_PASS,
@@ -33,6 +34,7 @@ def register(app: typer.Typer) -> None:
     app.command("run")(run)
     app.command("validate")(validate)
     app.command("score")(score)
+    metrics.register(app)  # `harness export metrics`
 
 
 # Known keys of an endpoints file (sandbox endpoints.json) and what each must be.
@@ -105,9 +107,11 @@ def run(
     store_url: StoreOption = None,
     allow_production: AllowProductionOption = False,
     locust_master: LocustMasterOption = None,
+    pushgateway: metrics.PushgatewayOption = None,
+    textfile: metrics.TextfileOption = None,
 ) -> int:
     """Run one experiment against the scenario's target, grade it and write the report."""
-    from harness import locking
+    from harness import locking, metrics_export
 
     use_locust_master(locust_master)
     profile = loading.load_scenario(scenario)
@@ -115,6 +119,7 @@ def run(
     # Refusals before anything starts (run_experiment checks again under the lock).
     loading.load_experiment(experiment)
     ensure_writable_out(out)
+    metrics_export.check_sinks(pushgateway, textfile)
     context = runner.RunContext(
         scenario=profile,
         out_dir=out,
@@ -123,10 +128,16 @@ def run(
         progress=progress,
     )
     runner.ensure_target_allowed(profile, allow_production)
-    with locking.target_lock(context.state_dir, profile.name, store_url):
+    with (
+        locking.target_lock(context.state_dir, profile.name, store_url),
+        metrics.publishing(pushgateway, textfile, context.state_dir, profile.name) as publisher,
+    ):
         record = runner.run_experiment(experiment, context)
     grade = scoring.grade(record, profile)
-    raise typer.Exit(finish_run(record, grade, out, store_url))
+    code = finish_run(record, grade, out, store_url)
+    if publisher is not None:
+        publisher.run_finished(record, grade)
+    raise typer.Exit(code)
 
 
 def validate(files: Annotated[list[Path], typer.Argument(help="Scenario or experiment files.")]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from harness import loading, session, suite
+from harness.cli import metrics
 from harness.cli._common import (
     AllOption,
     AllowProductionOption,
@@ -25,7 +26,7 @@ from harness.cli._common import (
     use_locust_master,
 )
 from harness.cli.core import load_endpoints
-from harness.model import ExperimentRef, Scenario, Verdict
+from harness.model import ExperimentRef, Grade, RunRecord, Scenario, Verdict
 from harness.units import format_quantity
 
 _MARKS = {
@@ -48,14 +49,21 @@ def run_suite(
     store_url: StoreOption = None,
     allow_production: AllowProductionOption = False,
     locust_master: LocustMasterOption = None,
+    pushgateway: metrics.PushgatewayOption = None,
+    textfile: metrics.TextfileOption = None,
 ) -> None:
     """Bring the target up, run the selected experiments one after another, grade, report, bring it down."""
+    from harness import ledger, metrics_export
+
     use_locust_master(locust_master)
     profile = loading.load_scenario(scenario)
     refs = suite.select_experiments(profile, None if run_all else cadence or ["daily"])
     target = load_endpoints(endpoints)
     ensure_writable_out(out)
-    result = run_and_report(profile, refs, out, target, store_url, allow_production)
+    metrics_export.check_sinks(pushgateway, textfile)
+    with metrics.publishing(pushgateway, textfile, ledger.state_dir(), profile.name) as publisher:
+        on_kept = publisher.run_finished if publisher is not None else None
+        result = run_and_report(profile, refs, out, target, store_url, allow_production, on_kept=on_kept)
     raise typer.Exit(suite.exit_code(result))
 
 
@@ -66,11 +74,13 @@ def run_and_report(
     endpoints: Mapping[str, Any] | None,
     store_url: str | None,
     allow_production: bool,
+    on_kept: Callable[[RunRecord, Grade], None] | None = None,
 ) -> suite.SuiteResult:
     """Run a suite (harness.session.run_and_report), printing each run as it lands and the table."""
     result, index = session.run_and_report(
-        profile, refs, out, endpoints, store_url, allow_production, say=console.print, progress=progress
-    )
+        profile, refs, out, endpoints, store_url, allow_production, say=console.print, progress=progress,
+        on_kept=on_kept,
+    )  # fmt: skip
     console.print(_table(result))
     if index is not None:
         console.print(f"report: {index}")
