@@ -1,80 +1,153 @@
-"""Time `sandbox up` and `sandbox down` for the full sandbox of 3 and of 5 regions, five times each.
+"""Time `sandbox up` and `sandbox down`: aeon-nova (3 regions, Patroni) and the built-in N-region sandboxes.
 
     .venv/bin/python benchmarks/sandbox.py [--repeat 5] [--regions 3 5] [--json out.json]
 
-Targets (DESIGN.md): up ≤ 10 s and down ≤ 3 s for 3 regions. The first `up` on a machine
-also builds the PostgreSQL template (initdb, about 2 s); it is done before timing starts and
-reported separately.
+Targets (issue 22): aeon-nova's full sandbox up ≤ 5 s and down ≤ 1 s (medians). Figures:
+
+* cold: a fresh interpreter on a machine with no PostgreSQL template cached (its own empty
+  temporary directory): imports, initdb of the template, then `up`; `down` after it.
+* warm: further `up`/`down` rounds in one process, template cached (what a test session or a
+  suite of experiments pays per sandbox).
+
+Where the time goes (aeon-nova, 2 cores, measured with the `progress` timestamps and the
+components' logs): Patroni is the critical path; everything else is ready within about 1.5 s
+in parallel. Before issue 22: etcd 0.2 s, the primary's Patroni 3.8 s (0.6 s to load Python,
+~1 s to copy the template onto the ext4 disk, PostgreSQL start, then Patroni's fixed 1 s wait
+after a custom bootstrap and a 1 s HA loop), the replicas' Patroni started only then and took
+2.4 s (load, pg_basebackup of 46 MB onto disk, start, streaming); down 2.4-3.6 s, nearly all
+of it Patroni's clean stop (it retries the DCS and its peers for seconds after its PostgreSQL
+is down, then got SIGKILLed at the grace limit). Now: data directories in memory (/dev/shm
+when it has 1 GiB free: copy 0.9 s -> 0.1 s, base backups likewise), the replicas' Patroni
+started as soon as the primary's holds the initialize key (they load while it bootstraps and
+clone the moment its leader key appears), and `down` signals everything at once (Patroni
+killed, its PostgreSQL fast-stopped directly) with one bounded wait over a single scan of the
+process table per tick. What is left on the critical path is Patroni's own: its Python start,
+its one-second sleep after a custom bootstrap, and one HA loop (loop_wait 1 s).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from harness import sandbox
+from harness.loading import load_scenario
 from harness.sandbox import postgres
 from harness.sandbox.examples import example_scenario
 
-UP_TARGET_SECONDS = 10.0
-DOWN_TARGET_SECONDS = 3.0
+UP_TARGET_SECONDS = 5.0
+DOWN_TARGET_SECONDS = 1.0
+SCENARIO = "aeon-nova"
+
+_COLD_CHILD = """
+import json, sys, time
+started = time.monotonic()
+from harness import sandbox
+from harness.loading import load_scenario
+box = sandbox.up(load_scenario({scenario!r}), {directory!r})
+up = time.monotonic() - started
+started = time.monotonic()
+sandbox.down({directory!r})
+print(json.dumps({{"up": up, "down": time.monotonic() - started}}))
+"""
 
 
-def measure(region_count: int, repeat: int, base: Path) -> dict:
+def cold(base: Path) -> dict[str, float]:
+    """One `up` + `down` in a fresh interpreter whose temporary directory holds no template."""
+    scratch = base / "cold-tmp"
+    scratch.mkdir(mode=0o755)  # PostgreSQL's user (when the harness is root) must reach the template
+    code = _COLD_CHILD.format(scenario=SCENARIO, directory=str(base / "cold"))
+    environment = {**os.environ, "TMPDIR": str(scratch)}
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+        check=False,
+    )
+    wall = time.monotonic() - started
+    if done.returncode != 0:
+        raise SystemExit(f"cold run failed: {done.stderr.strip().splitlines()[-1:]}")
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    return {**figures, "process": wall}
+
+
+def measure(name: str, scenario, repeat: int, base: Path) -> dict:
     """Seconds of each up and down, and how many components each sandbox had."""
     ups, downs, components = [], [], 0
     for attempt in range(repeat):
-        directory = base / f"{region_count}-regions-{attempt}"
+        directory = base / f"{name}-{attempt}"
         started = time.monotonic()
         try:
-            box = sandbox.up(example_scenario(region_count), directory)
+            box = sandbox.up(scenario, directory)
             ups.append(time.monotonic() - started)
             components = len(box.endpoints["components"])
         finally:
             started = time.monotonic()
             sandbox.down(directory)
             downs.append(time.monotonic() - started)
-    return {"regions": region_count, "components": components, "up_seconds": ups, "down_seconds": downs}
+    return {"name": name, "components": components, "up_seconds": ups, "down_seconds": downs}
 
 
 def _summary(values: list[float]) -> str:
-    return f"median {statistics.median(values):5.2f} s  max {max(values):5.2f} s"
+    return f"median {statistics.median(values):5.2f} s  min {min(values):5.2f} s  max {max(values):5.2f} s"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--regions", type=int, nargs="+", default=[3, 5])
+    parser.add_argument(
+        "--regions", type=int, nargs="*", default=[3, 5], help="built-in sandboxes to time too"
+    )
+    parser.add_argument("--no-cold", action="store_true", help="skip the fresh-process, no-template run")
     parser.add_argument("--json", type=Path, help="also write the raw timings here")
     args = parser.parse_args()
 
-    started = time.monotonic()
-    postgres.template(postgres.run_as())
-    print(f"PostgreSQL template ready in {time.monotonic() - started:.2f} s (cached after the first run)")
-    results = []
-    with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as base:
-        for count in args.regions:
-            result = measure(count, args.repeat, Path(base))
-            results.append(result)
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
+    results: dict = {}
+    with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as folder:
+        base = Path(folder)
+        base.chmod(0o755)
+        if not args.no_cold:
+            results["cold"] = cold(base)
+            figures = results["cold"]
             print(
-                f"{count} regions, {result['components']} components: "
+                f"{SCENARIO} cold (fresh process, template built): up {figures['up']:.2f} s "
+                f"down {figures['down']:.2f} s (process {figures['process']:.2f} s)"
+            )
+        started = time.monotonic()
+        postgres.template(postgres.run_as())
+        print(f"PostgreSQL template ready in {time.monotonic() - started:.2f} s (cached after the first run)")
+        runs = [(SCENARIO, load_scenario(SCENARIO))]
+        runs += [(f"built-in {count} regions", example_scenario(count)) for count in args.regions]
+        results["warm"] = []
+        for name, scenario in runs:
+            result = measure(name, scenario, args.repeat, base)
+            results["warm"].append(result)
+            print(
+                f"{name}, {result['components']} components, warm x{args.repeat}: "
                 f"up {_summary(result['up_seconds'])} | down {_summary(result['down_seconds'])}"
             )
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
-    three = next((r for r in results if r["regions"] == 3), None)
-    if three is None:
-        return 0
-    up_ok = max(three["up_seconds"]) <= UP_TARGET_SECONDS
-    down_ok = max(three["down_seconds"]) <= DOWN_TARGET_SECONDS
+    main_run = results["warm"][0]
+    up = statistics.median(main_run["up_seconds"])
+    down = statistics.median(main_run["down_seconds"])
+    up_ok, down_ok = up <= UP_TARGET_SECONDS, down <= DOWN_TARGET_SECONDS
     print(
-        f"targets for 3 regions: up ≤ {UP_TARGET_SECONDS:g} s {'met' if up_ok else 'MISSED'}, "
-        f"down ≤ {DOWN_TARGET_SECONDS:g} s {'met' if down_ok else 'MISSED'}"
+        f"targets for {SCENARIO} (medians, warm): up {up:.2f} ≤ {UP_TARGET_SECONDS:g} s "
+        f"{'met' if up_ok else 'MISSED'}, down {down:.2f} ≤ {DOWN_TARGET_SECONDS:g} s "
+        f"{'met' if down_ok else 'MISSED'}"
     )
     return 0 if up_ok and down_ok else 1
 

@@ -19,7 +19,7 @@ import signal as signals
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -212,6 +212,107 @@ def wait_gone(component: Component, timeout_seconds: float) -> bool:
             return True
         time.sleep(0.02)
     return False
+
+
+def _members_by_component(components: Sequence[Component]) -> dict[str, list[psutil.Process]]:
+    """One pass over the process table: each component's live group members, by component name.
+
+    `down` asks this every few milliseconds for every component at once; one scan per component
+    (what `_group_members` does) costs a scan of the whole table each.
+    """
+    owners: dict[int, list[Component]] = {}
+    for component in components:
+        if component.pgid:
+            owners.setdefault(component.pgid, []).append(component)
+    found: dict[str, list[psutil.Process]] = {c.name: [] for c in components}
+    for process in psutil.process_iter(["create_time"]):
+        try:
+            group = owners.get(os.getpgid(process.pid))
+            if not group or process.status() == psutil.STATUS_ZOMBIE:
+                continue
+        except (ProcessLookupError, psutil.NoSuchProcess, PermissionError):
+            continue
+        for component in group:
+            if process.info["create_time"] >= component.started_at - 0.5:
+                found[component.name].append(process)
+    return found
+
+
+def _send(processes: Sequence[psutil.Process], signal: int) -> None:
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.send_signal(signal)
+    if signal in (signals.SIGTERM, signals.SIGKILL, signals.SIGINT, signals.SIGQUIT):
+        for process in processes:  # a paused process would never act on a terminating signal
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.send_signal(signals.SIGCONT)
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def stop_all(
+    components: Sequence[Component],
+    signal_of: Mapping[str, int],
+    grace_seconds: float,
+    also: Sequence[tuple[psutil.Process, int]] = (),
+) -> list[str]:
+    """Signal every component's group at once, wait once (bounded) for all, SIGKILL what is left.
+
+    `signal_of` maps a component name to its stop signal (SIGTERM when absent); `also` lists
+    processes outside the recorded groups (Patroni's PostgreSQL) with theirs, signalled after
+    the groups. Returns the names of components that had to be SIGKILLed.
+    """
+    members = _members_by_component(components)
+    for component in components:
+        _send(members[component.name], signal_of.get(component.name, signals.SIGTERM))
+    for process, signal in also:
+        _send([process], signal)
+    extra = [process for process, _ in also]
+    left = _wait_all_gone(components, extra, grace_seconds)
+    killed = [name for name, processes in left.items() if processes]
+    if killed or any(_running(p) for p in extra):
+        for processes in left.values():
+            _send(processes, signals.SIGKILL)
+        _send([p for p in extra if _running(p)], signals.SIGKILL)
+        _wait_all_gone(components, extra, 5.0)
+    return killed
+
+
+def _wait_all_gone(
+    components: Sequence[Component], extra: Sequence[psutil.Process], timeout_seconds: float
+) -> dict[str, list[psutil.Process]]:
+    """Wait until every component's group and every `extra` process has exited; what is left."""
+    deadline = time.monotonic() + timeout_seconds
+    pause = 0.002  # most servers exit within milliseconds of the signal: look early, then back off
+    while True:
+        for component in components:
+            if component.pid in _children:
+                _children[component.pid].poll()
+        left = _members_by_component(components)
+        if not any(left.values()) and not any(_running(p) for p in extra):
+            for component in components:
+                _children.pop(component.pid, None)
+            return left
+        if time.monotonic() >= deadline:
+            return left
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 2, 0.05)
+
+
+def processes_naming(paths: Sequence[Path]) -> list[psutil.Process]:
+    """Live processes whose command line names one of `paths` (not this process)."""
+    names = [str(p) for p in paths]
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        command = " ".join(process.info["cmdline"] or ())
+        if process.pid != os.getpid() and any(name in command for name in names):
+            found.append(process)
+    return found
 
 
 def kill_strays(paths: list[Path]) -> list[int]:

@@ -254,12 +254,15 @@ class _Starter:
         self.ready(etcd, "etcd")
         synchronous = pg.wants_synchronous_commit(self.scenario)
         leader = patroni.start(self.directory, self.plan, self.plan.primary, root, user, synchronous)
-        patroni.wait_until_role(leader, "primary")
-        self.ready(leader, f"patroni (postgres primary :{self.plan.ports[f'postgres-{self.plan.primary}']})")
+        # The replicas start while the leader bootstraps (it holds the initialize key, so they
+        # cannot race it): they load and wait, and clone as soon as its leader key appears.
+        patroni.wait_until_initializing(etcd, leader)
         replicas = [
             patroni.start(self.directory, self.plan, r, root, user, synchronous)
             for r in self.plan.secondaries
         ]
+        patroni.wait_until_role(leader, "primary")
+        self.ready(leader, f"patroni (postgres primary :{self.plan.ports[f'postgres-{self.plan.primary}']})")
         for replica in replicas:
             patroni.wait_until_role(replica, "replica")
             server = replace(
@@ -381,8 +384,11 @@ def status(directory: Path) -> list[ComponentStatus]:
     return report
 
 
-# PostgreSQL's fast shutdown is SIGINT; SIGTERM waits for clients to leave.
-_STOP_SIGNALS = {"postgres": signals.SIGINT}
+# PostgreSQL's fast shutdown is SIGINT; SIGTERM waits for clients to leave. Patroni's own clean
+# stop spends seconds telling the DCS (stopped alongside it) and its peers that it leaves: a
+# sandbox being removed needs none of that, so Patroni is killed and its PostgreSQL, which runs
+# in a session of its own, gets a fast shutdown directly (_patroni_servers).
+_STOP_SIGNALS = {"postgres": signals.SIGINT, "patroni": signals.SIGKILL}
 
 
 def _remove_state(directory: Path) -> None:
@@ -398,6 +404,14 @@ def _remove_state(directory: Path) -> None:
     procs.forget_components(directory)
 
 
+def _patroni_servers(running: list[procs.Component]) -> list[tuple[Any, int]]:
+    """The PostgreSQL postmasters Patroni nodes run (outside their process groups), with SIGINT."""
+    data = [Path(c.cwd) / f"postgres-{c.region}" for c in running if c.kind == "patroni" and c.cwd]
+    if not data:
+        return []
+    return [(process, signals.SIGINT) for process in procs.processes_naming(data)]
+
+
 def down(directory: Path, grace_seconds: float = 2.0) -> list[str]:
     """Stop every recorded component by process group, remove the sandbox's files; names stopped.
 
@@ -409,14 +423,8 @@ def down(directory: Path, grace_seconds: float = 2.0) -> list[str]:
         return []
     recorded = list(procs.load_components(directory).values())
     running = [c for c in recorded if procs.is_alive(c)]
-    for component in running:
-        procs.signal_group(component, _STOP_SIGNALS.get(component.kind, signals.SIGTERM))
-    deadline = time.monotonic() + grace_seconds
-    for component in running:
-        if not procs.wait_gone(component, max(0.0, deadline - time.monotonic())):
-            procs.signal_group(component, signals.SIGKILL)
-    for component in running:
-        procs.wait_gone(component, 5.0)
+    stop_signals = {c.name: _STOP_SIGNALS.get(c.kind, signals.SIGTERM) for c in running}
+    procs.stop_all(running, stop_signals, grace_seconds, also=_patroni_servers(running))
     procs.kill_strays([*procs.cleanup_paths(directory), directory / "pgdata"])
     _remove_state(directory)
     return [c.name for c in running]

@@ -14,6 +14,7 @@ capability it needs to read the harness's Python (CAP_DAC_READ_SEARCH).
 
 from __future__ import annotations
 
+import base64
 import json
 import shlex
 import shutil
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from harness.errors import EnvironmentProblem
 from harness.sandbox import postgres
-from harness.sandbox.components import HOST, Component, spawn
+from harness.sandbox.components import HOST, Component, is_alive, spawn
 from harness.sandbox.ports import ensure_free
 from harness.sandbox.topology import Plan
 
@@ -150,4 +151,34 @@ def wait_until_role(component: Component, role: str, timeout_seconds: float = 30
         time.sleep(0.1)
     raise EnvironmentProblem(
         f"{component.name} not {role} within {timeout_seconds:g} s ({last}); see {component.log}"
+    )
+
+
+def wait_until_initializing(etcd: Component, leader: Component, timeout_seconds: float = 30.0) -> None:
+    """Return once `leader` holds the cluster's initialize key in etcd (it is bootstrapping).
+
+    The other nodes may start from then on: the key is taken, so none of them can race the
+    primary region's node to bootstrap, and they are up and waiting when its leader key appears
+    (etcd wakes them) instead of starting only after it.
+    """
+    key = base64.b64encode(f"/service/{SCOPE}/initialize".encode()).decode()
+    body = json.dumps({"key": key}).encode()
+    deadline = time.monotonic() + timeout_seconds
+    last = ""
+    while time.monotonic() < deadline:
+        request = urllib.request.Request(
+            f"http://{HOST}:{etcd.port}/v3/kv/range", data=body, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=1) as response:
+                if json.loads(response.read() or b"{}").get("kvs"):
+                    return
+                last = "no initialize key yet"
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            last = str(error)
+        if not is_alive(leader):
+            raise EnvironmentProblem(f"{leader.name} exited during start; see {leader.log}")
+        time.sleep(0.02)
+    raise EnvironmentProblem(
+        f"{leader.name} did not start bootstrapping within {timeout_seconds:g} s ({last}); see {leader.log}"
     )
