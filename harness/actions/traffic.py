@@ -9,7 +9,8 @@ runtime API socket the harness can reach and whose servers carry region names; a
 evacuation is driven by the provider's own tooling.
 
 Each action is journalled in the fault ledger before anything changes, with its undo, so a
-rollback and ``harness recover`` put the region back. The proof of effect is read back from the
+rollback and ``harness recover`` put the region back (a balancer that is gone took its runtime
+changes with it: nothing left to undo). The proof of effect is read back from the
 runtime API (``show servers state``): every server of the region reports the new admin state
 or weight. What users see (no request served by the drained region any more) is the traffic
 probe's measure, not this proof.
@@ -67,10 +68,15 @@ def restore_region(
     """Put `region`'s balancer servers back in service (``state ready``); safe to call twice.
     `admin_socket` and `servers` come from the ledger's undo; else from the configuration."""
     admin = admin_socket or _admin_socket(configuration)
-    names = list(servers) if servers is not None else [s.name for s in _servers_of(admin, region)]
     at = time.monotonic()
-    haproxy_admin.set_state(admin, names, "ready")
-    after = _states(admin, names)
+    try:
+        names = list(servers) if servers is not None else [s.name for s in _servers_of(admin, region)]
+        haproxy_admin.set_state(admin, names, "ready")
+        after = _states(admin, names)
+    except haproxy_admin.BalancerGone as gone:
+        # The drain lived in the process's memory and went with it: nothing is left to undo.
+        close_faults(configuration, (f"{_MODULE}.drain_region",), region)
+        return {"region": region, "restored": True, "balancer_gone": str(gone), "at_monotonic": at}
     close_faults(configuration, (f"{_MODULE}.drain_region",), region)
     return {
         "region": region,
@@ -121,11 +127,15 @@ def reset_region_weight(
     """Give `region`'s servers back their weights: those in `weights` (the ledger's undo), else the
     weights of the balancer's configuration. Safe to call twice."""
     admin = admin_socket or _admin_socket(configuration)
-    if weights is None:
-        weights = {s.name: s.initial_weight for s in _servers_of(admin, region)}
-    for name, weight in weights.items():
-        haproxy_admin.set_weight(admin, [name], weight)
-    after = _states(admin, list(weights))
+    try:
+        if weights is None:
+            weights = {s.name: s.initial_weight for s in _servers_of(admin, region)}
+        for name, weight in weights.items():
+            haproxy_admin.set_weight(admin, [name], weight)
+        after = _states(admin, list(weights))
+    except haproxy_admin.BalancerGone as gone:  # the weights went with the process
+        close_faults(configuration, (f"{_MODULE}.set_region_weight",), region)
+        return {"region": region, "reset": True, "balancer_gone": str(gone)}
     close_faults(configuration, (f"{_MODULE}.set_region_weight",), region)
     return {
         "region": region,

@@ -68,8 +68,14 @@ class ServerState:
         return _OP_STATES.get(self.op_state, f"op{self.op_state}")
 
 
+class BalancerGone(EnvironmentProblem):
+    """No HAProxy behind the socket (the file is gone, or nothing accepts on it): its runtime state,
+    drains and weights included, went with the process."""
+
+
 def command(socket_path: str | Path, line: str, timeout_seconds: float = TIMEOUT_SECONDS) -> str:
-    """Send one runtime API command and return the whole answer; EnvironmentProblem when unreachable."""
+    """Send one runtime API command and return the whole answer; BalancerGone when no HAProxy is
+    behind the socket, EnvironmentProblem when it does not answer."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
             connection.settimeout(timeout_seconds)
@@ -78,6 +84,8 @@ def command(socket_path: str | Path, line: str, timeout_seconds: float = TIMEOUT
             chunks = []
             while chunk := connection.recv(65536):
                 chunks.append(chunk)
+    except (FileNotFoundError, ConnectionRefusedError) as error:
+        raise BalancerGone(f"no HAProxy runtime API at {socket_path}: {error}") from None
     except OSError as error:
         raise EnvironmentProblem(f"HAProxy runtime API at {socket_path} unreachable: {error}") from None
     return b"".join(chunks).decode(errors="replace")

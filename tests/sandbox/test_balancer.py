@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from harness import ledger
-from harness.actions import traffic
+from harness.actions import network, traffic
 from harness.errors import ConfigError
 from harness.model import HealthCheck, TrafficSettings
 from harness.sandbox import Sandbox, down, haproxy_admin, start_component, stop_component, up
@@ -175,8 +175,22 @@ def test_a_dead_region_fails_over_after_its_checks_and_residency_holds(sandbox: 
     assert "Server client-us-east-1/us-east-1 is UP" in log
 
 
-def test_down_leaves_no_balancer_behind(sandbox: Sandbox) -> None:
+def test_a_partition_of_the_clients_link_moves_a_region_s_users(
+    sandbox: Sandbox, configuration: dict[str, Any]
+) -> None:
+    cut = network.partition_regions("clients", AP, configuration=configuration)
+    try:
+        assert cut["effect_proven"], cut["evidence"]
+        # User traffic and health checks cross the same link: the checks fail, users move on.
+        assert wait_for(lambda: served_by(sandbox, AP) == (404, US)), served_by(sandbox, AP)
+    finally:
+        network.heal_regions("clients", AP, configuration=configuration)
+    assert wait_for(lambda: served_by(sandbox, AP) == (404, AP)), served_by(sandbox, AP)
+
+
+def test_down_leaves_no_balancer_behind(sandbox: Sandbox, configuration: dict[str, Any]) -> None:
     admin = Path(sandbox.endpoints["traffic"]["admin_socket"])
+    assert traffic.drain_region(EU, configuration=configuration)["effect_proven"]
     pid = next(c.pid for c in sandbox.status() if c.name == "balancer")
     stopped = sandbox.down()
     assert "balancer" in stopped
@@ -184,3 +198,7 @@ def test_down_leaves_no_balancer_behind(sandbox: Sandbox) -> None:
     assert not admin.exists()
     assert not (sandbox.directory / "haproxy.cfg").exists()
     assert all("haproxy" not in " ".join(p.cmdline()) for p in psutil.Process(os.getpid()).children(True))
+    # The drain went with the balancer: recover finds nothing left to undo and closes the fault.
+    results = ledger.recover(ledger.state_dir(configuration))
+    assert [r.is_undone for r in results] == [True]
+    assert ledger.open_faults(ledger.state_dir(configuration)) == []
