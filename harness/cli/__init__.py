@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from harness.cli import _common, core, due, gate, history, report, safety, schedule, suite
+from harness.cli import _common, core, due, gate, history, init, report, safety, schedule, suite
 from harness.errors import ConfigError, HarnessError
 from harness.interrupts import CONTROLLER, Interrupted
 
@@ -25,7 +25,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for group in (core, suite, gate, history, due, schedule, report, safety):
+for group in (core, suite, gate, history, due, schedule, report, safety, init):
     group.register(app)
 _common.mount_groups(app)
 

@@ -3,6 +3,7 @@ a user's test suite uses them (a separate pytest session in a subprocess)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,8 @@ def test_chaos_experiment_fixture_passes_or_fails_with_measured_vs_target(
 ) -> None:
     (tmp_path / "scenario.yaml").write_text(SCENARIO.format(limit=limit, experiment=EXPERIMENT))
     (tmp_path / "test_resilience.py").write_text(USER_TEST)
+    elsewhere = tmp_path / "elsewhere"  # the plugin keeps its runs under the rootdir, whatever the cwd
+    elsewhere.mkdir()
     result = subprocess.run(
         [
             sys.executable, "-m", "pytest", "-p", "no:locust", "-p", "no:cacheprovider", "-q",
@@ -48,9 +51,13 @@ def test_chaos_experiment_fixture_passes_or_fails_with_measured_vs_target(
         capture_output=True,
         text=True,
         timeout=240,
-        cwd=tmp_path,
+        cwd=elsewhere,
         stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert outcome in result.stdout, result.stdout + result.stderr
+    # Every run kept like `harness run` keeps it: its folder (run.json and reports) and the history.
+    (run_json,) = (tmp_path / "harness-reports").glob("*/run.json")
+    assert {"junit.xml", "summary.md", "index.html"} <= {p.name for p in run_json.parent.iterdir()}
+    assert (tmp_path / ".harness" / "history.sqlite3").is_file() or "HARNESS_STORE" in os.environ
     if outcome == "1 failed":
         assert "failover_seconds measured" in result.stdout and "at most 100 ms" in result.stdout
