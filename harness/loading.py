@@ -163,7 +163,8 @@ def scenario_schema() -> dict[str, Any]:
 
 
 def resolve_scenario_path(name_or_path: str | Path) -> Path:
-    """A scenario file from a path, or from a bare name looked up in ./scenarios/."""
+    """A scenario file from a path, or from a bare name looked up in ./scenarios/, then among the
+    example scenarios shipped with the package (harness.examples)."""
     path = Path(name_or_path)
     if path.exists() or path.suffix in (".yaml", ".yml", ".json"):
         return path
@@ -172,7 +173,9 @@ def resolve_scenario_path(name_or_path: str | Path) -> Path:
             candidate = Path(directory) / f"{name_or_path}{suffix}"
             if candidate.exists():
                 return candidate
-    return path
+    from harness.examples import packaged_scenario
+
+    return packaged_scenario(str(name_or_path)) or path
 
 
 def _field(path_parts: Any) -> str:
