@@ -11,6 +11,7 @@ that matter here:
 * ``srv_admin_state``: bit flags; maintenance 0x01/0x02/0x04/0x20/0x40, drain 0x08 (forced by
   the runtime API) and 0x10 (inherited).
 * ``srv_uweight``: the weight the user set (the runtime API's ``set weight`` changes it).
+* ``srv_check_health``: the health counter, 0..rise+fall-1 (``checks_failing`` reads it).
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ class ServerState:
     initial_weight: int = 1  # srv_iweight: the weight in the configuration
     check_status: int = 0
     seconds_since_change: int = 0
+    # srv_check_health: HAProxy's health counter, 0..rise+fall-1. A server is up while it is at
+    # least `rise`; every failed check takes one off, every passed one adds one. Below its
+    # maximum while up: checks have started failing (a "check failed" event before the "down").
+    check_health: int = 0
 
     @property
     def name(self) -> str:
@@ -57,6 +62,10 @@ class ServerState:
     @property
     def maintenance(self) -> bool:
         return bool(self.admin_state & _MAINTENANCE)
+
+    def checks_failing(self, rise: int, fall: int) -> bool:
+        """Whether health checks have failed since the server was last fully healthy (up or down)."""
+        return self.check_health < rise + fall - 1
 
     @property
     def state(self) -> str:
@@ -114,6 +123,7 @@ def parse_servers_state(text: str) -> list[ServerState]:
                     initial_weight=int(values.get("srv_iweight", values["srv_uweight"])),
                     check_status=int(values.get("srv_check_status", 0)),
                     seconds_since_change=int(values.get("srv_time_since_last_change", 0)),
+                    check_health=int(values.get("srv_check_health", 0)),
                 )
             )
         except (KeyError, ValueError):

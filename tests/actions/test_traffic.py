@@ -34,6 +34,8 @@ def test_servers_state_reads_names_states_and_weights() -> None:
         50,
         100,
     )
+    assert down.check_health == 0 and down.checks_failing(rise=1, fall=2)
+    assert drained.check_health == 2 and not drained.checks_failing(rise=1, fall=2)
     assert (drained.name, drained.state, drained.up, drained.drained) == (
         "client-eu-west-1/us-east-1",
         "drain",
