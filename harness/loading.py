@@ -380,6 +380,45 @@ def resolve_experiment_path(scenario_path: Path, experiment: str) -> Path:
     return candidate
 
 
+POSTGRES_TOPOLOGIES = ("primary-standby", "active-active")
+
+
+def check_postgres_topology(where: Any, postgres: PostgresSettings, regions: tuple[Region, ...]) -> None:
+    """An active-active store needs two sandbox regions to replicate between, and no Patroni
+    (Patroni manages one primary and its standbys; a multi-writer store has no primary)."""
+    if postgres.topology not in POSTGRES_TOPOLOGIES:
+        raise ConfigError(
+            where,
+            "postgres.topology",
+            f"expected one of {', '.join(POSTGRES_TOPOLOGIES)}, got {postgres.topology!r}",
+        )
+    if postgres.topology != "active-active":
+        return
+    local = [r.name for r in regions if r.in_sandbox]
+    if len(local) < 2:
+        raise ConfigError(
+            where,
+            "postgres.topology",
+            f"active-active needs two or more regions with sandbox: true, got {len(local)}"
+            f" ({', '.join(local) or 'none'})",
+        )
+    if postgres.failover == "patroni":
+        raise ConfigError(
+            where,
+            "postgres.failover",
+            "patroni manages a primary and its standbys; with topology active-active every region "
+            "writes and nothing is promoted (use failover: manual or leave it out)",
+        )
+
+
+def _parse_postgres(path: Path, data: Mapping[str, Any], regions: tuple[Region, ...]) -> PostgresSettings:
+    settings = PostgresSettings(
+        failover=data.get("failover", "manual"), topology=data.get("topology", "primary-standby")
+    )
+    check_postgres_topology(path, settings, regions)
+    return settings
+
+
 def parse_scenario(path: Path, data: Any) -> Scenario:
     """A Scenario from parsed YAML, or ConfigError naming the first problem."""
     _validate_schema(path, data)
@@ -424,7 +463,7 @@ def parse_scenario(path: Path, data: Any) -> Scenario:
         regions=regions,
         links=links,
         redis=redis_settings,
-        postgres=PostgresSettings(failover=data.get("postgres", {}).get("failover", "manual")),
+        postgres=_parse_postgres(path, data.get("postgres", {}), regions),
         targets=targets,
         experiments=_parse_experiments(path, data.get("experiments", []), targets),
         guardrails=Guardrails(
@@ -649,7 +688,7 @@ def _validate_harness_extension(path: Path, experiment: Mapping[str, Any]) -> No
         if not isinstance(extension, dict) or extension.get("name") != HARNESS_EXTENSION:
             continue
         field = f"extensions.{index}"
-        allowed = {"name", "canary", "sandbox_components", "measures"}
+        allowed = {"name", "canary", "sandbox_components", "measures", "postgres_topology"}
         for key in extension:
             if key not in allowed:
                 raise ConfigError(
@@ -675,6 +714,12 @@ def _validate_harness_extension(path: Path, experiment: Mapping[str, Any]) -> No
                 )
         if "rate" in canary:
             _parse(path, f"{field}.canary.rate", canary["rate"], units.parse_frequency)
+        if "postgres_topology" in extension and extension["postgres_topology"] not in POSTGRES_TOPOLOGIES:
+            raise ConfigError(
+                path,
+                f"{field}.postgres_topology",
+                f"expected one of {', '.join(POSTGRES_TOPOLOGIES)}, got {extension['postgres_topology']!r}",
+            )
         components = extension.get("sandbox_components") or []
         if not isinstance(components, list):
             raise ConfigError(

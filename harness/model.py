@@ -100,6 +100,9 @@ class RedisSettings:
 @dataclass(frozen=True, slots=True)
 class PostgresSettings:
     failover: str = "manual"  # "manual" (the harness promotes) or "patroni"
+    # "primary-standby" (one writable server, streaming standbys) or "active-active" (a writable
+    # server per region, pglogical both ways, last-update-wins)
+    topology: str = "primary-standby"
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,11 @@ def _arguments(plan: Plan, region: str) -> list[str]:
         # Whichever server Sentinel names primary, a write from another region crosses the proxy.
         for server_port, route_port in proxy.redis_routes(plan, region).items():
             arguments += ["--redis-route", f"{HOST}:{server_port}={HOST}:{route_port}"]
-    if f"postgres-{region}" in ports:
+    if f"postgres-{region}" in ports and plan.active_active:
+        # Active-active: every region writes to its own server; pglogical carries it to the others.
+        own = postgres.dsn(ports[f"postgres-{region}"])
+        arguments += ["--postgres-dsn", own, "--postgres-primary-dsn", own]
+    elif f"postgres-{region}" in ports:
         primary_port = ports[f"{region}-postgres"] if through_proxy else ports[f"postgres-{plan.primary}"]
         # After a failover the primary is another region's server: libpq tries each in turn for the
         # one that takes writes. The original primary is reached only through this region's route,

@@ -22,7 +22,7 @@ from typing import Any
 from harness import interrupts
 from harness.errors import EnvironmentProblem
 from harness.model import Scenario
-from harness.sandbox import api, monitoring, patroni, proxy, redirect
+from harness.sandbox import api, monitoring, patroni, pglogical, proxy, redirect
 from harness.sandbox import balancer as traffic
 from harness.sandbox import components as procs
 from harness.sandbox import postgres as pg
@@ -152,6 +152,8 @@ def _endpoints(directory: Path, scenario: Scenario, wanted: Plan) -> dict[str, A
         endpoints["patroni_scope"] = patroni.SCOPE
     if wanted.has("prometheus"):
         endpoints["prometheus_url"] = f"http://{procs.HOST}:{ports['prometheus']}"
+    if wanted.active_active:
+        endpoints.update(pglogical.endpoints(wanted, endpoints.get("links", {})))
     if wanted.has("balancer"):
         endpoints["traffic"] = traffic.endpoints(directory, wanted, scenario)
     endpoints["components"] = list(procs.load_components(directory))
@@ -219,6 +221,9 @@ class _Starter:
             self.ready(sentinel, f"sentinel ({sentinel.region})")
 
     def postgres(self, proxy_ready: Future[None] | None) -> None:
+        if self.plan.active_active:  # one writable server per region, pglogical both ways
+            pglogical.start(self.directory, self.plan, proxy_ready, self.ready)
+            return
         user = pg.run_as()
         root = pg.data_root(self.directory, user)
         synchronous = pg.wants_synchronous_commit(self.scenario)

@@ -23,7 +23,7 @@ from harness.errors import EnvironmentProblem
 from harness.sandbox import balancer
 from harness.sandbox.components import HOST, Component, spawn
 from harness.sandbox.ports import ensure_free
-from harness.sandbox.topology import Plan, proxied_services, redis_mesh
+from harness.sandbox.topology import Plan, postgres_mesh, proxied_services, redis_mesh
 
 
 def routes(plan: Plan) -> dict[str, dict[str, str]]:
@@ -44,6 +44,14 @@ def routes(plan: Plan) -> dict[str, dict[str, str]]:
     if plan.has("redis"):
         for name, (source, target) in redis_mesh(plan).items():
             found[name] = {"region": source, "to": target, "service": "redis", "upstream": f"redis-{target}"}
+    if plan.active_active:  # pglogical subscriptions (harness.sandbox.pglogical)
+        for name, (source, target) in postgres_mesh(plan).items():
+            found[name] = {
+                "region": source,
+                "to": target,
+                "service": "postgres",
+                "upstream": f"postgres-{target}",
+            }
     found.update(balancer.routes(plan))  # user traffic: the global load balancer to each region's API
     return found
 

@@ -13,11 +13,13 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from harness.errors import ConfigError
+from harness.loading import check_postgres_topology
 from harness.model import Scenario
 from harness.sandbox import ports as free
 
 KINDS = ("redis", "proxy", "postgres", "patroni", "api", "prometheus", "exporters", "balancer")
 FAILOVER_MODES = ("manual", "patroni")
+KEEPER = "pglogical-keeper"  # wakes pglogical's manager when a subscription is down (active-active)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,7 @@ class Plan:
     kinds: frozenset[str]
     ports: Mapping[str, int] = field(default_factory=dict)  # component name → port
     pair_latency_seconds: Mapping[frozenset[str], float] = field(default_factory=dict)  # any two regions
+    postgres_topology: str = "primary-standby"  # or "active-active" (harness.sandbox.pglogical)
 
     def latency_between(self, a: str, b: str) -> float:
         """One-way latency of the scenario's link between two sandbox regions; 0 without one."""
@@ -43,6 +46,11 @@ class Plan:
 
     def has(self, kind: str) -> bool:
         return kind in self.kinds
+
+    @property
+    def active_active(self) -> bool:
+        """Whether PostgreSQL is one writable server per region, replicating both ways (pglogical)."""
+        return self.postgres_topology == "active-active" and self.has("postgres")
 
 
 def _check_regions(scenario: Scenario) -> tuple[str, ...]:
@@ -129,6 +137,7 @@ def _check_settings(scenario: Scenario) -> None:
             "postgres.failover",
             f"expected one of {', '.join(FAILOVER_MODES)}, got {scenario.postgres.failover!r}",
         )
+    check_postgres_topology(where, scenario.postgres, scenario.regions)
 
 
 def pinned_ports(scenario: Scenario) -> dict[str, int]:
@@ -191,10 +200,14 @@ def port_names(plan: Plan) -> list[str]:
     names = component_names(plan)
     if plan.has("patroni"):
         names += ["etcd-peer", *[f"postgres-{r}" for r in plan.regions]]
+    if plan.active_active:
+        names.append(KEEPER)  # harness.sandbox.pglogical's keeper
     if plan.has("proxy"):
         names += [f"{r}-{s}" for r in plan.secondaries for s in proxied_services(plan)]
         if plan.has("redis"):
             names += list(redis_mesh(plan))
+        if plan.active_active:
+            names += list(postgres_mesh(plan))
     if plan.has("balancer"):
         # The balancer's metrics frontend, and the proxy routes user traffic takes to each region
         # (harness.sandbox.balancer.routes).
@@ -202,6 +215,20 @@ def port_names(plan: Plan) -> list[str]:
         if plan.has("proxy") and plan.has("api"):
             names += [f"traffic-{r}" for r in plan.regions]
     return names
+
+
+def postgres_mesh(plan: Plan) -> dict[str, tuple[str, str]]:
+    """Active-active replication routes: ``<from>-postgres-<to>`` → (from, to) for every ordered pair.
+
+    The subscriber in `from` connects through it to the provider in `to`, so the changes written
+    in `to` cross it (on the proxy's downstream stream) on their way to `from`.
+    """
+    return {
+        f"{source}-postgres-{target}": (source, target)
+        for source in plan.regions
+        for target in plan.regions
+        if source != target
+    }
 
 
 def redis_mesh(plan: Plan) -> dict[str, tuple[str, str]]:
@@ -221,8 +248,8 @@ def redis_mesh(plan: Plan) -> dict[str, tuple[str, str]]:
 def proxied_services(plan: Plan) -> list[str]:
     """Services whose cross-region connections go through the fault proxy."""
     services = ["redis"] if plan.has("redis") else []
-    if plan.has("postgres") or plan.has("patroni"):
-        services.append("postgres")
+    if (plan.has("postgres") or plan.has("patroni")) and not plan.active_active:
+        services.append("postgres")  # active-active: every region writes locally (postgres_mesh)
     return services
 
 
@@ -242,7 +269,10 @@ def plan(scenario: Scenario, components: Collection[str] | None = None) -> Plan:
             raise ConfigError(where, "components", f"unknown kind {unknown[0]!r} (kinds: {', '.join(KINDS)})")
         kinds = frozenset(components)
     sentinel_regions = tuple(regions[i % len(regions)] for i in range(scenario.redis.sentinels))
-    draft = Plan(scenario.name, regions[0], regions, latency, sentinel_regions, kinds)
+    topology = scenario.postgres.topology
+    draft = Plan(
+        scenario.name, regions[0], regions, latency, sentinel_regions, kinds, postgres_topology=topology
+    )
     names = port_names(draft)
     pinned = pinned_ports(scenario)
     for name in pinned:
@@ -252,4 +282,6 @@ def plan(scenario: Scenario, components: Collection[str] | None = None) -> Plan:
             )
     drawn = iter(free.free_ports(len(names) - len(pinned), avoid=set(pinned.values())))
     assigned = {name: pinned[name] if name in pinned else next(drawn) for name in names}
-    return Plan(scenario.name, regions[0], regions, latency, sentinel_regions, kinds, assigned, pair_latency)
+    return Plan(
+        scenario.name, regions[0], regions, latency, sentinel_regions, kinds, assigned, pair_latency, topology
+    )
