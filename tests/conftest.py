@@ -26,6 +26,7 @@ SERVER_NAMES = (
     "patroni",
     "locust",
     "chromium",
+    "haproxy",
 )
 
 
