@@ -1,4 +1,4 @@
-"""Cadences, which experiments are due, and schedules exported as crontab lines or CronJobs.
+"""Cadences, which experiments are due, and schedules exported as crontab lines or Kubernetes manifests.
 
 Pure functions: the clock (`now`) and the history (`last_runs`) are arguments.
 
@@ -19,12 +19,15 @@ run lock of the same target.
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -35,6 +38,7 @@ __all__ = [
     "CADENCES",
     "DEFAULT_IMAGE",
     "DEFAULT_NAMESPACE",
+    "DEFAULT_REPORTS_CLAIM",
     "DEFAULT_STORE_SECRET",
     "EVEN_WEEK_GUARD",
     "Cadence",
@@ -45,9 +49,12 @@ __all__ = [
     "export_cron",
     "export_cronjobs",
     "is_even_epoch_week",
+    "locust_service_name",
     "next_slot",
     "parse_cron",
     "scenario_cadences",
+    "spread_schedules",
+    "target_secret_name",
 ]
 
 SECONDS_PER_WEEK = 7 * 24 * 3600
@@ -56,6 +63,17 @@ EVEN_WEEK_GUARD = "[ $(( $(date +%s) / 604800 % 2 )) -eq 0 ]"
 DEFAULT_IMAGE = "resilience-harness:latest"
 DEFAULT_NAMESPACE = "resilience"
 DEFAULT_STORE_SECRET = "harness-store"  # a Secret whose key `url` is the history's PostgreSQL URL
+DEFAULT_REPORTS_CLAIM = "harness-reports"  # a PersistentVolumeClaim the jobs write their reports to
+# Where the exported pods find things (the Containerfile's layout).
+IMAGE_UID = 10001  # the image's non-root user
+TARGET_MOUNT = "/etc/harness/target"  # the target Secret, read-only
+ENDPOINTS_KEY = "endpoints.json"
+REPORTS_MOUNT = "/var/lib/harness/reports"
+STATE_MOUNT = "/var/lib/harness/state"
+LOCUSTFILE_IN_IMAGE = "/opt/harness/harness/actions/locustfile.py"
+LOCUST_WEB_PORT, LOCUST_BUS_PORT = 8089, 5557
+LOCUST_REQUESTS_PER_SECOND_PER_USER = 10.0  # as harness.actions.load paces its users
+SPREAD_MINUTES = 120  # suites of one cadence start within this many minutes of the cadence's time
 CRONJOB_NAME_MAX = 52  # Kubernetes appends 11 characters to name each Job
 # Skip a slot missed by more than this (controller down): chaos belongs at its quiet hour.
 STARTING_DEADLINE_SECONDS = 1800
@@ -259,6 +277,39 @@ def _suite_command(harness_command: str, scenario_argument: str, cadence: Cadenc
     )
 
 
+def spread_schedules(scenarios: Sequence[Scenario]) -> dict[tuple[str, str], str]:
+    """(scenario name, cadence name) → the cron expression its suite starts on.
+
+    Suites of one cadence would otherwise all start their estates in the same minute (four weekly
+    suites at Monday 03:00). Each suite starts at its cadence's time plus an offset of 0 to
+    SPREAD_MINUTES - 1 minutes: the offset a stable hash of the scenario name prefers, else the next
+    free minute (scenarios taken in name order), so no two suites of a cadence share a minute and a
+    scenario keeps its minute as long as no other one took it first. A suite still runs within its
+    cadence's slot (`due` reads the unshifted grid: a run at 03:37 covers the 03:00 slot).
+    """
+    schedules: dict[tuple[str, str], str] = {}
+    for cadence in CADENCES.values():
+        names = sorted({s.name for s in scenarios if cadence in scenario_cadences(s)})
+        window = max(SPREAD_MINUTES, len(names))
+        taken: set[int] = set()
+        for name in names:
+            offset = int(hashlib.sha256(f"{name}/{cadence.name}".encode()).hexdigest(), 16) % window
+            while offset in taken:
+                offset = (offset + 1) % window
+            taken.add(offset)
+            schedules[name, cadence.name] = _shifted(cadence.cron, offset)
+    return schedules
+
+
+def _shifted(cron: str, minutes: int) -> str:
+    """A cadence's cron (one minute, one hour) `minutes` later the same day."""
+    minute, hour, *rest = cron.split()
+    total = int(hour) * 60 + int(minute) + minutes
+    if total >= 24 * 60:
+        raise ValueError(f"cron {cron!r} shifted by {minutes} min leaves its day")
+    return " ".join([str(total % 60), str(total // 60), *rest])
+
+
 def export_cron(
     scenarios: Sequence[Scenario], *, project_dir: str | Path, harness_command: str = "harness"
 ) -> str:
@@ -268,8 +319,10 @@ def export_cron(
         "# Resilience harness schedules, from `harness schedule export --format cron`.",
         "# Times are UTC: cronie honours CRON_TZ; where cron does not, run it in UTC.",
         "# Biweekly lines fire weekly and run only in even weeks since the Unix epoch.",
+        f"# Suites of a cadence start in distinct minutes, within {SPREAD_MINUTES} min of its time.",
         "CRON_TZ=UTC",
     ]
+    schedules = spread_schedules(scenarios)
     for scenario in scenarios:
         argument = _scenario_argument(scenario, directory)
         lines.append(f"# {scenario.name}")
@@ -280,12 +333,13 @@ def export_cron(
             if cadence.even_weeks_only:
                 command = f"{EVEN_WEEK_GUARD} || exit 0; {command}"
             escaped = command.replace("%", "\\%")  # cron turns an unescaped % into a newline
-            lines.append(f"{cadence.cron} {escaped}")
+            lines.append(f"{schedules[scenario.name, cadence.name]} {escaped}")
     return "\n".join(lines) + "\n"
 
 
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 def _dns_label(text: str) -> str:
@@ -303,38 +357,112 @@ def cronjob_name(scenario_name: str, cadence: Cadence) -> str:
     return f"harness-{scenario_part[:room].rstrip('-')}-{digest}-{cadence.name}"
 
 
+def _labels(scenario: Scenario, component: str, cadence: Cadence | None = None) -> dict[str, str]:
+    labels = {
+        "app.kubernetes.io/name": "resilience-harness",
+        "app.kubernetes.io/component": component,
+        "resilience-harness/scenario": _scenario_label(scenario.name),
+    }
+    if cadence is not None:
+        labels["resilience-harness/cadence"] = cadence.name
+    return labels
+
+
+def _scenario_label(name: str) -> str:
+    return (_dns_label(name) or "scenario")[:63].rstrip("-")
+
+
+def _object_name(scenario_name: str, suffix: str) -> str:
+    """`harness-<scenario>-<suffix>`, a DNS-1123 label (≤ 63 characters; a hash keeps long names apart)."""
+    scenario_part = _dns_label(scenario_name) or "scenario"
+    name = f"harness-{scenario_part}-{suffix}"
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha256(scenario_name.encode()).hexdigest()[:6]
+    room = 63 - len(f"harness--{digest}-{suffix}")
+    return f"harness-{scenario_part[:room].rstrip('-')}-{digest}-{suffix}"
+
+
+def target_secret_name(scenario_name: str) -> str:
+    """The Secret holding a scenario's `endpoints.json` (and any other file its experiments read)."""
+    return _object_name(scenario_name, "target")
+
+
+def locust_service_name(scenario_name: str) -> str:
+    """The Service in front of a scenario's Locust master (web UI 8089, worker bus 5557)."""
+    return _object_name(scenario_name, "locust")
+
+
+_POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": IMAGE_UID,
+    "runAsGroup": IMAGE_UID,
+    "fsGroup": IMAGE_UID,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+_CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
 def _cronjob(
     scenario: Scenario,
     cadence: Cadence,
     argument: str,
+    schedule: str,
     *,
     image: str,
     namespace: str,
     store_secret: str | None,
     service_account: str | None,
+    reports_claim: str,
+    locust: bool,
 ) -> dict:
-    labels = {
-        "app.kubernetes.io/name": "resilience-harness",
-        "app.kubernetes.io/component": "suite",
-        "resilience-harness/scenario": (_dns_label(scenario.name) or "scenario")[:63].rstrip("-"),
-        "resilience-harness/cadence": cadence.name,
-    }
+    labels = _labels(scenario, "suite", cadence)
+    target_secret = target_secret_name(scenario.name)
+    arguments = ["--endpoints", f"{TARGET_MOUNT}/{ENDPOINTS_KEY}", "--out", REPORTS_MOUNT]
+    if locust:
+        arguments += ["--locust-master", f"{locust_service_name(scenario.name)}:{LOCUST_WEB_PORT}"]
     suite = _suite_command("harness", argument, cadence)
     if cadence.even_weeks_only:
-        command = ["/bin/sh", "-c", f"{EVEN_WEEK_GUARD} || exit 0; exec {suite}"]
+        store = ' --store "$HARNESS_STORE"' if store_secret else ""
+        script = f"{EVEN_WEEK_GUARD} || exit 0; exec {suite} {shlex.join(arguments)}{store}"
+        command = ["/bin/sh", "-c", script]
     else:
-        command = shlex.split(suite)
+        # Kubernetes expands $(HARNESS_STORE) from the container's environment (the Secret).
+        command = [
+            *shlex.split(suite),
+            *arguments,
+            *(["--store", "$(HARNESS_STORE)"] if store_secret else []),
+        ]
     container: dict = {
         "name": "harness",
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         "command": command,
+        "env": [{"name": "HARNESS_STATE_DIR", "value": STATE_MOUNT}],
+        # Credentials the experiments read from the environment (cloud keys, tokens), if any.
+        "envFrom": [{"secretRef": {"name": _object_name(scenario.name, "credentials"), "optional": True}}],
+        "volumeMounts": [
+            {"name": "target", "mountPath": TARGET_MOUNT, "readOnly": True},
+            {"name": "reports", "mountPath": REPORTS_MOUNT},
+            {"name": "state", "mountPath": STATE_MOUNT},
+        ],
+        "securityContext": dict(_CONTAINER_SECURITY),
     }
     if store_secret:
-        container["env"] = [
+        container["env"].append(
             {"name": "HARNESS_STORE", "valueFrom": {"secretKeyRef": {"name": store_secret, "key": "url"}}}
-        ]
-    pod_spec: dict = {"restartPolicy": "Never", "containers": [container]}
+        )
+    pod_spec: dict = {
+        "restartPolicy": "Never",
+        "securityContext": dict(_POD_SECURITY),
+        "containers": [container],
+        "volumes": [
+            {"name": "target", "secret": {"secretName": target_secret, "defaultMode": 0o440}},
+            {"name": "reports", "persistentVolumeClaim": {"claimName": reports_claim}},
+            # The fault ledger and run locks: one job's own (the store's locks span the team).
+            {"name": "state", "emptyDir": {}},
+        ],
+    }
     if service_account:
         pod_spec["serviceAccountName"] = service_account
     return {
@@ -346,7 +474,7 @@ def _cronjob(
             "labels": dict(labels),
         },
         "spec": {
-            "schedule": cadence.cron,
+            "schedule": schedule,
             "timeZone": "Etc/UTC",
             "concurrencyPolicy": "Forbid",
             "startingDeadlineSeconds": STARTING_DEADLINE_SECONDS,
@@ -364,6 +492,112 @@ def _cronjob(
     }
 
 
+def _locust_targets(scenario: Scenario) -> list[dict[str, Any]]:
+    """The regions' load as harness/actions/locustfile.py reads it (HARNESS_LOAD_TARGETS), without
+    URLs: the pods take each region's api_url from the mounted endpoints file."""
+    targets = []
+    for region in scenario.regions:
+        if region.requests_per_minute:
+            per_second = region.requests_per_minute / 60
+            users = max(1, math.ceil(per_second / LOCUST_REQUESTS_PER_SECOND_PER_USER))
+            targets.append({"region": region.name, "requests_per_second": per_second, "users": users})
+    return targets
+
+
+def _locust_manifests(scenario: Scenario, *, image: str, namespace: str, workers: int) -> list[dict]:
+    """A ConfigMap (the load targets), the master Deployment and Service, the workers' Deployment."""
+    service = locust_service_name(scenario.name)
+    config_name = _object_name(scenario.name, "locust-targets")
+    master_labels = _labels(scenario, "locust-master")
+    worker_labels = _labels(scenario, "locust-worker")
+    locust = ["python", "-m", "locust", "-f", LOCUSTFILE_IN_IMAGE]
+    environment = [
+        {"name": "HARNESS_LOAD_TARGETS", "valueFrom": {"configMapKeyRef": {"name": config_name, "key": "targets.json"}}},  # noqa: E501
+        {"name": "HARNESS_ENDPOINTS", "value": f"{TARGET_MOUNT}/{ENDPOINTS_KEY}"},
+    ]  # fmt: skip
+    volumes = [
+        {"name": "target", "secret": {"secretName": target_secret_name(scenario.name), "defaultMode": 0o440}}
+    ]
+    mounts = [{"name": "target", "mountPath": TARGET_MOUNT, "readOnly": True}]
+
+    def deployment(name: str, labels: dict[str, str], replicas: int, command: list[str], ports: list) -> dict:
+        container = {
+            "name": "locust",
+            "image": image,
+            "imagePullPolicy": "IfNotPresent",
+            "command": command,
+            "env": environment,
+            "volumeMounts": mounts,
+            "securityContext": dict(_CONTAINER_SECURITY),
+            "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+        }
+        if ports:
+            container["ports"] = ports
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": dict(labels)},
+                "template": {
+                    "metadata": {"labels": dict(labels)},
+                    "spec": {
+                        "securityContext": dict(_POD_SECURITY),
+                        "containers": [container],
+                        "volumes": volumes,
+                    },
+                },
+            },
+        }
+
+    master_ports = [
+        {"name": "web", "containerPort": LOCUST_WEB_PORT},
+        {"name": "bus", "containerPort": LOCUST_BUS_PORT},
+    ]
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": config_name, "namespace": namespace, "labels": _labels(scenario, "locust")},
+            "data": {"targets.json": json.dumps(_locust_targets(scenario))},
+        },
+        deployment(
+            _object_name(scenario.name, "locust-master"),
+            master_labels,
+            1,
+            [
+                *locust,
+                "--master",
+                "--master-bind-port",
+                str(LOCUST_BUS_PORT),
+                "--web-port",
+                str(LOCUST_WEB_PORT),
+            ],
+            master_ports,
+        ),
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": service, "namespace": namespace, "labels": _labels(scenario, "locust")},
+            "spec": {
+                "selector": dict(master_labels),
+                "ports": [
+                    {"name": "web", "port": LOCUST_WEB_PORT, "targetPort": "web"},
+                    {"name": "bus", "port": LOCUST_BUS_PORT, "targetPort": "bus"},
+                ],
+            },
+        },
+        deployment(
+            _object_name(scenario.name, "locust-worker"),
+            worker_labels,
+            workers,
+            [*locust, "--worker", "--master-host", service, "--master-port", str(LOCUST_BUS_PORT)],
+            [],
+        ),
+    ]
+
+
 def export_cronjobs(
     scenarios: Sequence[Scenario],
     *,
@@ -372,30 +606,62 @@ def export_cronjobs(
     namespace: str = DEFAULT_NAMESPACE,
     store_secret: str | None = DEFAULT_STORE_SECRET,
     service_account: str | None = None,
+    reports_claim: str = DEFAULT_REPORTS_CLAIM,
+    locust_workers: int | None = None,
 ) -> str:
-    """Kubernetes batch/v1 CronJobs (multi-document YAML), one per scenario and cadence.
+    """Kubernetes manifests (multi-document YAML): a batch/v1 CronJob per scenario and cadence, and
+    with `locust_workers` a Locust master and `locust_workers` workers per scenario with load.
 
-    The image's working directory is taken to be the project root, where scenario paths
-    relative to `project_dir` resolve. The history URL comes from the `store_secret` Secret.
+    Each job runs one suite in the image (working directory: the project root, where scenario paths
+    relative to `project_dir` resolve) against the endpoints file of the Secret
+    `harness-<scenario>-target` (key `endpoints.json`, mounted read-only), writes its reports to the
+    `reports_claim` volume, keeps its history in the PostgreSQL URL of the `store_secret` Secret
+    (key `url`), and reads environment credentials from the optional Secret
+    `harness-<scenario>-credentials`. Suites of one cadence start in distinct minutes
+    (spread_schedules); `concurrencyPolicy: Forbid` keeps a suite from overlapping itself.
     """
     if not _DNS_LABEL.match(namespace):
         raise ConfigError("--namespace", "", f"expected a DNS-1123 label (a-z, 0-9, '-'), got {namespace!r}")
     if not image.strip() or any(c.isspace() for c in image):
         raise ConfigError("--image", "", f"expected a container image reference, got {image!r}")
+    if not _DNS_SUBDOMAIN.match(reports_claim):
+        raise ConfigError(
+            "--reports-claim", "", f"expected a PersistentVolumeClaim name, got {reports_claim!r}"
+        )
+    if locust_workers is not None and not 1 <= locust_workers <= 1000:
+        raise ConfigError("--with-locust-workers", "", f"expected 1 to 1000 workers, got {locust_workers!r}")
+    if store_secret is not None and not _DNS_SUBDOMAIN.match(store_secret):
+        raise ConfigError("--store-secret", "", f"expected a Secret name, got {store_secret!r}")
+    schedules = spread_schedules(scenarios)
     documents = []
     for scenario in scenarios:
         argument = _scenario_argument(scenario, Path(project_dir))
+        if Path(argument).is_absolute():  # not in the project the image holds: find it by name there
+            argument = scenario.name
+        locust = locust_workers is not None and bool(_locust_targets(scenario))
         for cadence in scenario_cadences(scenario):
             documents.append(
                 _cronjob(
                     scenario,
                     cadence,
                     argument,
+                    schedules[scenario.name, cadence.name],
                     image=image,
                     namespace=namespace,
                     store_secret=store_secret,
                     service_account=service_account,
+                    reports_claim=reports_claim,
+                    locust=locust,
                 )
             )
-    header = "# Resilience harness CronJobs, from `harness schedule export --format k8s-cronjob`.\n"
+        if locust:
+            assert locust_workers is not None
+            documents.extend(
+                _locust_manifests(scenario, image=image, namespace=namespace, workers=locust_workers)
+            )
+    header = (
+        "# Resilience harness manifests, from `harness schedule export --format k8s-cronjob`.\n"
+        "# Before applying: the Secrets named below (target endpoints, history URL) and the reports\n"
+        "# PersistentVolumeClaim must exist in the namespace; see docs/team.md.\n"
+    )
     return header + yaml.safe_dump_all(documents, sort_keys=False, default_flow_style=False)

@@ -15,6 +15,7 @@ from harness.cli.due import load_scenarios
 from harness.schedule import (
     DEFAULT_IMAGE,
     DEFAULT_NAMESPACE,
+    DEFAULT_REPORTS_CLAIM,
     DEFAULT_STORE_SECRET,
     export_cron,
     export_cronjobs,
@@ -57,11 +58,24 @@ def export(
     service_account: Annotated[
         str | None, typer.Option(help="Service account of the jobs' pods (k8s-cronjob).")
     ] = None,
+    reports_claim: Annotated[
+        str, typer.Option(help="PersistentVolumeClaim the jobs write reports to (k8s-cronjob).")
+    ] = DEFAULT_REPORTS_CLAIM,
+    with_locust_workers: Annotated[
+        int | None,
+        typer.Option(
+            "--with-locust-workers",
+            help="Also a Locust master and this many workers per scenario with load (k8s-cronjob).",
+        ),
+    ] = None,
     harness_command: Annotated[
         str | None, typer.Option(help="Command cron runs (cron); default this installation's harness.")
     ] = None,
 ) -> None:
-    """Print one crontab line or CronJob per scenario and cadence; each runs `harness suite`."""
+    """Print one crontab line or CronJob per scenario and cadence; each runs `harness suite`.
+
+    Suites of one cadence start in distinct minutes. With --with-locust-workers, each scenario
+    with load also gets a Locust master (Deployment + Service) and N workers its jobs attach to."""
     scenarios = load_scenarios(scenario)
     project_dir = Path.cwd()
     if export_format is ExportFormat.CRON:
@@ -78,6 +92,8 @@ def export(
             namespace=namespace,
             store_secret=store_secret or None,
             service_account=service_account,
+            reports_claim=reports_claim,
+            locust_workers=with_locust_workers,
         )
     if output is None:
         typer.echo(text, nl=False)

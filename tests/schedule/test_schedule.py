@@ -27,6 +27,7 @@ from harness.schedule import (
     is_even_epoch_week,
     next_slot,
     parse_cron,
+    spread_schedules,
 )
 
 DAILY, WEEKLY, QUARTERLY = "experiments/failover.json", "experiments/partition.json", "experiments/drill.json"
@@ -225,8 +226,10 @@ def test_export_cron_has_one_line_per_scenario_and_cadence(tmp_path: Path) -> No
     text = export_cron([SHOP, other], project_dir=project, harness_command="/opt/venv/bin/harness")
     assert "CRON_TZ=UTC" in text.splitlines()
     entries = _cron_entries(text)
+    spread = spread_schedules([SHOP, other])
     assert [schedule for schedule, _ in entries] == [
-        CADENCES[c].cron for c in ("daily", "weekly", "quarterly", "biweekly")
+        spread[s, c]
+        for s, c in (("shop", "daily"), ("shop", "weekly"), ("shop", "quarterly"), ("bank", "biweekly"))
     ]
     for schedule, command in entries:
         parse_cron(schedule)
@@ -262,7 +265,7 @@ def test_the_crontab_line_runs_the_suite_in_on_weeks_only(tmp_path: Path, week_o
     ((schedule, command),) = _cron_entries(
         export_cron([scenario], project_dir=tmp_path, harness_command="harness")
     )
-    assert schedule == CADENCES["biweekly"].cron
+    assert schedule == spread_schedules([scenario])["bank", "biweekly"]
     # What cron does with the command field: unescape %, hand it to /bin/sh.
     environment = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     result = subprocess.run(
@@ -321,9 +324,14 @@ def test_cronjobs_are_valid_batch_v1_documents() -> None:
     commands = [
         d["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"] for d in documents
     ]
-    assert commands[0] == ["harness", "suite", "--scenario", "scenarios/shop.yaml", "--cadence", "daily"]
+    assert commands[0] == [
+        "harness", "suite", "--scenario", "scenarios/shop.yaml", "--cadence", "daily",
+        "--endpoints", "/etc/harness/target/endpoints.json", "--out", "/var/lib/harness/reports",
+        "--store", "$(HARNESS_STORE)",
+    ]  # fmt: skip
+    schedules = spread_schedules([SHOP])
     assert [d["spec"]["schedule"] for d in documents] == [
-        CADENCES[c].cron for c in ("daily", "weekly", "quarterly")
+        schedules["shop", c] for c in ("daily", "weekly", "quarterly")
     ]
 
 
@@ -338,10 +346,11 @@ def test_biweekly_cronjob_guards_its_command_and_reads_the_store_secret() -> Non
     pod = document["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     command = pod["containers"][0]["command"]
     assert command[:2] == ["/bin/sh", "-c"] and command[2].startswith(EVEN_WEEK_GUARD)
-    assert command[2].endswith("exec harness suite --scenario scenarios/bank.yaml --cadence biweekly")
-    assert pod["containers"][0]["env"] == [
-        {"name": "HARNESS_STORE", "valueFrom": {"secretKeyRef": {"name": "history", "key": "url"}}}
-    ]
+    assert "exec harness suite --scenario scenarios/bank.yaml --cadence biweekly " in command[2]
+    assert command[2].endswith(' --store "$HARNESS_STORE"')  # the shell expands it, quoted
+    assert {"name": "HARNESS_STORE", "valueFrom": {"secretKeyRef": {"name": "history", "key": "url"}}} in (
+        pod["containers"][0]["env"]
+    )
     assert pod["serviceAccountName"] == "chaos"
 
 
