@@ -49,6 +49,7 @@ __all__ = [
     "after_experiment_control",
     "before_experiment_control",
     "cleanup_control",
+    "journal_status",
     "validate_control",
 ]
 
@@ -145,6 +146,15 @@ def _listing(scenario: Scenario, experiment_path: Path, targets: Any) -> Scenari
     return dataclasses.replace(scenario, experiments=(*others, ref))
 
 
+def journal_status(status: str, verdict: Verdict) -> str:
+    """The journal status CTK's exit code should follow: `failed` when the harness's verdict is not
+    a pass (a missed target, or evidence missing: never a false pass), else chaoslib's own. A status
+    that already makes CTK exit 1 (failed, aborted, interrupted) is kept: it says more."""
+    if verdict is Verdict.PASS or status in ("failed", "aborted", "interrupted"):
+        return status
+    return "failed"
+
+
 def validate_control(control: dict[str, Any]) -> None:
     """chaoslib's validation: unknown arguments and a scenario that does not load are refused
     before anything runs, in one line."""
@@ -211,6 +221,12 @@ def before_experiment_control(
     except (HarnessError, OSError) as error:
         _abandon(stack)
         raise InterruptExecution(f"harness control: {error}") from None
+    except Exception as error:
+        # chaoslib logs any other exception of a control at debug level and runs on: the run would
+        # go unmeasured and could end `completed`. Interrupting it is the honest outcome.
+        _abandon(stack)
+        logger.error("harness control: could not start measuring", exc_info=True)
+        raise InterruptExecution(f"harness control: {type(error).__name__}: {error}") from None
     except BaseException:
         _abandon(stack)
         raise
@@ -236,9 +252,8 @@ def after_experiment_control(
         )
         grade = scoring.grade(record, run.scenario)
         page = _keep(record, grade, run)
-        if grade.verdict is not Verdict.PASS and isinstance(state, dict):
-            state["status"] = "failed"
         if isinstance(state, dict):
+            state["status"] = journal_status(str(state.get("status") or ""), grade.verdict)
             state["harness"] = {
                 "run_id": record.run_id,
                 "scenario": run.scenario.name,
@@ -248,6 +263,13 @@ def after_experiment_control(
                 "run_json": str(page.parent / "run.json"),
             }
         logger.info(f"harness: verdict {grade.verdict}; report {page}")
+    except Exception as error:
+        # chaoslib would swallow it (debug log) and exit 0 on a `completed` journal: a run the
+        # harness could not grade must not read as a pass.
+        logger.error("harness control: the run could not be graded", exc_info=True)
+        if isinstance(state, dict):
+            state["status"] = "failed"
+            state["harness"] = {"run_id": run.observation.run_id, "error": f"{type(error).__name__}: {error}"}
     finally:
         run.stack.close()
 
