@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from harness import measures
 from harness.model import Check, FaultRecord, Grade, RunRecord, Verdict
-from harness.report import _charts
+from harness.report import _charts, _convergence
 from harness.report._format import (
     VERDICT_ICONS,
     VERDICT_WORDS,
@@ -141,6 +141,8 @@ class RunView:
     steady_state: tuple[Fact, ...]
     activity_errors: tuple[str, ...]
     environment: tuple[Fact, ...]
+    # Active-active runs: visibility per region pair and P(visible | t) (None without the probe).
+    propagation: _convergence.PropagationView | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +245,7 @@ def build_run_view(record: RunRecord, grade: Grade) -> RunView:
                 seconds_on_run_clock(e.at_seconds), e.kind, e.source, _json(e.detail) if e.detail else ""
             )
             for e in sorted(run_events(record), key=lambda e: e.at_seconds)
+            if not _convergence.is_bulk(e)
         ),
         steady_state=(
             Fact("Before the fault", _steady(record.steady_state_before), ""),
@@ -257,6 +260,7 @@ def build_run_view(record: RunRecord, grade: Grade) -> RunView:
                 if not key.startswith("load.") and key != "load"
             ),
         ),
+        propagation=_convergence.propagation_view(record),
     )
 
 

@@ -1,0 +1,32 @@
+"""The run page's active-active section shows what grading graded: the per-pair figures of
+harness.convergence_measures and the P(visible | t) curve."""
+
+from __future__ import annotations
+
+from harness.model import Grade, Verdict
+from harness.report import build_run_view
+from harness.report._html import render_run_html
+from tests.truth.test_convergence_measures import agreed_digests, propagation, record, stopped
+
+
+def test_the_run_page_shows_each_pair_and_the_visibility_curve() -> None:
+    samples = [propagation("a->b", 4.0 + i * 0.04, 0.010 + i * 0.001) for i in range(100)]
+    samples += [propagation("b->a", 4.0 + i * 0.04, 0.020) for i in range(99)]
+    samples += [propagation("b->a", 7.9, 3.0, ok=False)]
+    rec = record([*agreed_digests(8), stopped()], samples)
+    view = build_run_view(rec, Grade("r", "s", "t", Verdict.UNKNOWN, 0.0, ()))
+    assert view.propagation is not None
+    rows = {r.pair: r for r in view.propagation.rows}
+    assert rows["a->b"].p50 == "60.0 ms" and rows["a->b"].p99 == "109.0 ms" and rows["a->b"].not_seen == "0"
+    assert rows["b->a"].p99 == "> 3000.0 ms" and rows["b->a"].maximum == "> 3000.0 ms"
+    assert rows["b->a"].not_seen == "1"
+    assert "<svg" in view.propagation.chart_svg and "P(visible | t)" in view.propagation.chart_svg
+    assert not any(e.kind == "convergence.digest" for e in view.events)
+    html = render_run_html(view)
+    assert "Propagation between regions" in html and "109.0 ms" in html
+
+
+def test_a_run_without_the_probe_has_no_propagation_section() -> None:
+    view = build_run_view(record([], [], with_started=False), Grade("r", "s", "t", Verdict.UNKNOWN, 0.0, ()))
+    assert view.propagation is None
+    assert "Propagation between regions" not in render_run_html(view)
