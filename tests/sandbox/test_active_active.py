@@ -1,0 +1,262 @@
+"""postgres.topology: active-active: a writable PostgreSQL per region, pglogical both ways through the proxy.
+
+One two-region estate (proxy + PostgreSQL) serves every real-process test of the module, in file
+order; the last one tears it down and checks that nothing is left. Bad input is checked on files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+import pytest
+
+from harness import ledger
+from harness.actions import network, replication
+from harness.errors import ConfigError
+from harness.loading import load_experiment, load_scenario
+from harness.model import PostgresSettings
+from harness.sandbox import api, load_components, status
+from harness.sandbox.components import cleanup_paths
+from harness.sandbox.examples import example_scenario
+from harness.sandbox.lifecycle import Sandbox, down, up
+from harness.sandbox.ports import is_free
+from harness.sandbox.topology import plan
+from tests.sandbox.helpers import eventually, processes_mentioning
+
+A, B = "us-east-1", "eu-west-1"
+
+
+def active_active(regions: int = 2):
+    scenario = example_scenario(regions)
+    return dataclasses.replace(scenario, postgres=PostgresSettings(topology="active-active"))
+
+
+@pytest.fixture(scope="module")
+def estate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, dict[str, Any]]]:
+    directory = tmp_path_factory.mktemp("active-active")
+    try:
+        box = up(active_active(), directory, components={"proxy", "postgres"})
+        configuration = {**box.endpoints, "harness_state_dir": str(tmp_path_factory.mktemp("state"))}
+        yield box, configuration
+    finally:
+        down(directory)
+
+
+def _sql(configuration: dict[str, Any], region: str, query: str, parameters: tuple = ()) -> list[tuple]:
+    dsn = configuration["regions"][region]["postgres_dsn"]
+    with psycopg.connect(dsn, connect_timeout=2, autocommit=True) as connection:
+        cursor = connection.execute(query, parameters)
+        return cursor.fetchall() if cursor.description else []
+
+
+def _has_element(configuration: dict[str, Any], region: str, element: str) -> bool:
+    return bool(_sql(configuration, region, "SELECT 1 FROM convergence_elements WHERE id = %s", (element,)))
+
+
+def _register(configuration: dict[str, Any], region: str, key: str) -> tuple | None:
+    rows = _sql(
+        configuration, region, "SELECT value, origin FROM convergence_registers WHERE key = %s", (key,)
+    )
+    return rows[0] if rows else None
+
+
+def test_every_region_writes_and_rows_flow_both_ways(estate) -> None:
+    box, configuration = estate
+    endpoints = box.endpoints
+    assert endpoints["postgres_topology"] == "active-active"
+    assert {s.name: s.state for s in status(box.directory)} == {
+        "faultproxy": "running",
+        f"postgres-{A}": "running",
+        f"postgres-{B}": "running",
+        "pglogical-keeper": "running",
+    }
+    # Each direction names its subscription and the proxy link its connection crosses.
+    assert set(endpoints["replication"]) == {f"{A}->{B}", f"{B}->{A}"}
+    for direction, entry in endpoints["replication"].items():
+        provider, subscriber = direction.split("->")
+        link = endpoints["links"][entry["link"]]
+        assert (link["from"], link["to"], link["service"]) == (subscriber, provider, "postgres")
+        statuses = replication.subscription_status(endpoints["regions"][subscriber]["postgres_dsn"])
+        assert statuses[entry["subscription"]] == "replicating"
+    for region in (A, B):
+        (writable,) = _sql(configuration, region, "SELECT NOT pg_is_in_recovery()")[0]
+        assert writable
+        _sql(
+            configuration,
+            region,
+            "INSERT INTO convergence_elements (id, origin) VALUES (%s, %s)",
+            (f"flow-{region}", region),
+        )
+    assert eventually(lambda: _has_element(configuration, B, f"flow-{A}"), 10)
+    assert eventually(lambda: _has_element(configuration, A, f"flow-{B}"), 10)
+    # forward_origins '{}': a row is applied once per region and never echoed back as a conflict.
+    assert _sql(
+        configuration, A, "SELECT origin FROM convergence_elements WHERE id = %s", (f"flow-{B}",)
+    ) == [(B,)]
+
+
+def test_conflicting_updates_while_stopped_resolve_to_the_later_write_everywhere(estate) -> None:
+    _, configuration = estate
+    stopped = [replication.stop_replication(region, configuration=configuration) for region in (A, B)]
+    for result in stopped:
+        assert result["effect_proven"], result["evidence"]
+        assert "absent from" in result["evidence"] and "disabled" in result["evidence"]
+    state = Path(configuration["harness_state_dir"])
+    assert {f.target for f in ledger.open_faults(state)} == {A, B}
+    upsert = (
+        "INSERT INTO convergence_registers (key, value, origin) VALUES ('k', %s, %s) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value, origin = excluded.origin, "
+        "written_at = clock_timestamp()"
+    )
+    _sql(configuration, A, upsert, ("first", A))
+    time.sleep(0.05)  # commit timestamps strictly ordered
+    _sql(configuration, B, upsert, ("later", B))
+    assert _register(configuration, A, "k") == ("first", A)  # nothing crossed while stopped
+    for region in (A, B):
+        started = replication.start_replication(region, configuration=configuration)
+        assert started["replicating"], started
+    assert ledger.open_faults(state) == []
+    eventually(lambda: _register(configuration, A, "k") == ("later", B), 10)
+    assert _register(configuration, B, "k") == ("later", B)
+
+
+def test_partition_through_the_proxy_stops_replication_and_heal_resumes_it(estate) -> None:
+    _, configuration = estate
+    cut = network.partition_regions(A, B, configuration=configuration)
+    assert cut["effect_proven"], cut["evidence"]
+    try:
+        _sql(configuration, A, "INSERT INTO convergence_elements (id, origin) VALUES ('cut', %s)", (A,))
+        time.sleep(1.0)
+        assert not _has_element(configuration, B, "cut")
+    finally:
+        network.heal_regions(A, B, configuration=configuration)
+    # pglogical relaunches the failed worker 5 s after the failure once the keeper wakes its manager.
+    eventually(lambda: _has_element(configuration, B, "cut"), 20, 0.1)
+
+
+def test_recover_undoes_a_stopped_intake(estate) -> None:
+    _, configuration = estate
+    result = replication.stop_replication(B, configuration=configuration)
+    assert result["effect_proven"], result["evidence"]
+    state = Path(configuration["harness_state_dir"])
+    (undone,) = ledger.recover(state)
+    assert undone.is_undone, undone.error
+    assert ledger.open_faults(state) == []
+    subscription = configuration["replication"][f"{A}->{B}"]["subscription"]
+    statuses = replication.subscription_status(configuration["regions"][B]["postgres_dsn"])
+    assert statuses[subscription] == "replicating"
+
+
+def test_teardown_leaves_nothing(estate) -> None:
+    box, _ = estate
+    recorded = load_components(box.directory)
+    data_roots = cleanup_paths(box.directory) or [box.directory / "pgdata"]
+    routes = [int(link["listen"].rsplit(":", 1)[1]) for link in box.endpoints["links"].values()]
+    stopped = box.down()
+    assert set(stopped) == set(recorded) == set(box.endpoints["components"])
+    assert [entry.name for entry in box.directory.iterdir()] == ["logs"]
+    assert not any(_running(component.pid, component.started_at) for component in recorded.values())
+    assert processes_mentioning(box.directory) == []
+    for root in data_roots:
+        assert not root.exists()
+        assert processes_mentioning(root) == []
+    assert all(is_free(port) for port in [*(c.port for c in recorded.values()), *routes])
+
+
+def _running(pid: int, started_at: float) -> bool:
+    try:
+        return abs(psutil.Process(pid).create_time() - started_at) < 0.5
+    except psutil.NoSuchProcess:
+        return False
+
+
+# ---------------------------------------------------------------- pure: plan, API, bad input
+
+
+def test_plan_routes_every_region_pair_and_the_api_writes_locally() -> None:
+    wanted = plan(active_active(3), {"proxy", "postgres", "api", "redis"})
+    routes = {name for name in wanted.ports if "-postgres-" in name}
+    assert len(routes) == 6  # every ordered pair of three regions
+    assert not any(name.endswith("-postgres") for name in wanted.ports)  # no route to a primary
+    for region in wanted.regions:
+        arguments = api._arguments(wanted, region)
+        own = arguments[arguments.index("--postgres-dsn") + 1]
+        assert arguments[arguments.index("--postgres-primary-dsn") + 1] == own
+        assert f":{wanted.ports[f'postgres-{region}']}/" in own
+
+
+BASE = """\
+name: aa
+regions:
+  - name: us-east-1
+    primary: true
+  - name: eu-west-1
+targets:
+  convergence:
+    measure: failover_seconds
+    at_most: 5min
+"""
+
+
+@pytest.mark.parametrize(
+    ("postgres", "regions", "field", "words"),
+    [
+        ("{topology: active-active}", 1, "postgres.topology", "two or more regions"),
+        ("{topology: active-active, failover: patroni}", 2, "postgres.failover", "patroni"),
+        ("{topology: multi-master}", 2, "postgres.topology", "multi-master"),
+    ],
+    ids=["one-region", "patroni", "unknown-topology"],
+)
+def test_bad_topology_is_refused_naming_file_and_field(
+    tmp_path: Path, postgres: str, regions: int, field: str, words: str
+) -> None:
+    text = BASE if regions == 2 else BASE.replace("  - name: eu-west-1\n", "")
+    path = tmp_path / "scenario.yaml"
+    path.write_text(f"{text}postgres: {postgres}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_scenario(path)
+    message = str(raised.value)
+    assert str(path) in message and field in message and words in message
+    assert "\n" not in message
+
+
+def test_cli_exits_2_with_one_line_on_active_active_with_one_region(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.cli import main
+
+    path = tmp_path / "scenario.yaml"
+    path.write_text(BASE.replace("  - name: eu-west-1\n", "") + "postgres: {topology: active-active}\n")
+    monkeypatch.setattr(sys, "argv", ["harness", "validate", str(path)])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.strip().splitlines()
+    assert str(path) in line and "postgres.topology" in line
+    assert "Traceback" not in captured.err + captured.out
+
+
+def test_valid_topologies_load(tmp_path: Path) -> None:
+    path = tmp_path / "scenario.yaml"
+    path.write_text(BASE)
+    assert load_scenario(path).postgres.topology == "primary-standby"
+    path.write_text(BASE + "postgres: {topology: active-active}\n")
+    assert load_scenario(path).postgres.topology == "active-active"
+
+
+def test_experiment_topology_request_is_checked(tmp_path: Path) -> None:
+    path = tmp_path / "experiment.yaml"
+    path.write_text(
+        "title: t\ndescription: d\nmethod: []\nextensions:\n  - name: harness\n    postgres_topology: ring\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_experiment(path)
+    assert "extensions.0.postgres_topology" in str(raised.value)
