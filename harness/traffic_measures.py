@@ -41,10 +41,13 @@ BALANCER_EVENTS = (
     "traffic.ready",
 )
 SOURCE = "traffic canary"
-# Faults after which the faulted region cannot (a kill) or must not (a drain) serve new requests:
-# a request it answers after the fault is wrongly served. A brownout (latency, errors) leaves it
-# able: its slow answers are judged by their status and the canary's timeout instead.
+# Faults that take a serving region away: a kill (it cannot serve) or a drain (it must not take new
+# requests). A brownout (latency, errors) leaves it able: its slow answers are judged by their
+# status and the canary's timeout instead.
 UNABLE_ACTIONS = ("stop_instance", "stop_instances", "fail_region", "drain_region")
+# After a drain, a request the drained region answers is wrongly served. After a kill, a success
+# from the killed region was answered before the process died (the ledger entry is written before
+# the signal): served, not wrong; the outage window opens after it.
 DRAIN_ACTIONS = ("drain_region",)
 
 
@@ -171,10 +174,10 @@ class Judged:
 
 def judge(run: CanaryRun, traffic: TrafficSettings) -> Judged:
     """Each request is right when it succeeded, named its serving region, that region is allowed
-    for its client region, and it is not the faulted region answering a request sent during a
-    fault that leaves that region unable (a kill) or barred (a drain)."""
+    for its client region, and it is not a drained region answering a request sent during the
+    drain."""
     fault = run.fault
-    unable = unable_regions(fault, traffic.serving_regions)
+    unable = unable_regions(fault, traffic.serving_regions) if _func(fault) in DRAIN_ACTIONS else ()
     end = math.inf if fault.undone_at_seconds is None else fault.undone_at_seconds
     judged, wrong, unlabelled = [], dict.fromkeys(run.regions, 0), 0
     for sample in run.samples:
@@ -588,7 +591,11 @@ def traffic_balancer_error_ratio(record: RunRecord) -> Measurement | None:
             mine = sorted((s for s in kind if s.region == client), key=lambda s: s.at_seconds)
             # A scrape read before the fault when it was answered by then; after the undo when it
             # was sent after it.
-            before = [s for s in mine if answer_seconds(s) <= start and s.ok and s.value is not None]
+            before = [
+                s
+                for s in mine
+                if s.at_seconds + (s.latency_seconds or 0.0) <= start and s.ok and s.value is not None
+            ]
             after = [s for s in mine if s.at_seconds >= end and s.ok and s.value is not None]
             if not before or not after:
                 edge = "before the fault" if not before else "after the undo"
@@ -651,16 +658,9 @@ def timeline(record: RunRecord) -> list[Moment]:
     if isinstance(run, CanaryRun) and isinstance(traffic, TrafficSettings):
         judged = replace(run, samples=judge(run, traffic).samples)
         for outage in measures.region_outages(judged):
-            first_ok = next(
-                (
-                    s
-                    for s in judged.samples
-                    if s.region == outage.region
-                    and s.ok
-                    and s.at_seconds >= outage.window.first_failed_seconds
-                ),
-                None,
-            )
+            mine = [s for s in judged.samples if s.region == outage.region]
+            after = [s for s in mine if s.at_seconds >= outage.window.first_failed_seconds]
+            first_ok = next((s for s in after if s.ok), None)
             if first_ok is not None:
                 moments.append(
                     Moment(
@@ -669,8 +669,19 @@ def timeline(record: RunRecord) -> list[Moment]:
                         f"{outage.region} clients by {first_ok.served_by}",
                     )
                 )
-            if outage.window.end_seconds is not None:
-                moments.append(Moment(outage.window.end_seconds, "sustained OK", f"{outage.region} clients"))
+            if outage.window.end_seconds is not None and not outage.lower_bound:
+                # Sustained: the last of the RECOVERY_SUCCESSES in a row that ended the outage.
+                start = next(
+                    i for i, s in enumerate(mine) if s.ok and answer_seconds(s) == outage.window.end_seconds
+                )
+                run_of = mine[start : start + measures.RECOVERY_SUCCESSES]
+                moments.append(
+                    Moment(
+                        answer_seconds(run_of[-1]),
+                        "sustained OK",
+                        f"{outage.region} clients, {len(run_of)} in a row",
+                    )
+                )
     if fault.undone_at_seconds is not None:
         moments.append(Moment(fault.undone_at_seconds, "fault undone", fault.target))
         up = _first(record.events, "traffic.server_up", fault.undone_at_seconds, math.inf, regions) or _first(

@@ -47,7 +47,7 @@ from harness.probes import _cancel
 from harness.probes._window import derived, faults_in_window, window_record
 from harness.sandbox import haproxy_admin
 
-__all__ = ["stop_traffic_canary", "traffic_canary", "wait_for_balancer"]
+__all__ = ["stop_traffic_canary", "traffic_canary", "traffic_served_at_home", "wait_for_balancer"]
 
 MEASURES = (
     "traffic_failover_seconds",
@@ -151,6 +151,25 @@ def stop_traffic_canary(configuration: Mapping[str, Any] | None = None) -> dict:
     stop_file.parent.mkdir(parents=True, exist_ok=True)
     stop_file.touch()
     return {"stop_requested": True, "at_monotonic": time.monotonic()}
+
+
+def traffic_served_at_home(
+    timeout_seconds: float = 2.0, configuration: Mapping[str, Any] | None = None
+) -> bool:
+    """True when one request of every client region through the global endpoint succeeds and is
+    served by that client region's home region (the steady state before a traffic fault)."""
+    traffic = _traffic(configuration)
+    path = str((traffic.get("health") or {}).get("path") or "/")
+    halt = threading.Event()
+    for client in _clients(traffic):
+        loop = _ClientLoop(traffic, client, MIN_RATE_HZ, timeout_seconds, path, halt, time.monotonic() + 60)
+        try:
+            sample = loop._request()
+        finally:
+            loop._close()
+        if not sample["ok"] or sample["served_by"] != loop.home:
+            return False
+    return True
 
 
 def wait_for_balancer(
@@ -337,6 +356,7 @@ class _ClientLoop(threading.Thread):
         self.samples: list[dict[str, Any]] = []
         self.started_monotonic = time.monotonic()
         self._connection: http.client.HTTPConnection | None = None
+        self._reused = False  # the request in progress went out on a kept-alive connection
 
     def started_event(self) -> dict[str, Any]:
         return {
@@ -370,18 +390,24 @@ class _ClientLoop(threading.Thread):
         at = time.monotonic()
         status, served_by, error = 0, "", ""
         try:
-            connection = self._connect()
-            connection.request("GET", self._path, headers={self._header: self.client})
-            response = connection.getresponse()
-            response.read()
-            status, served_by = response.status, response.getheader(self._served_header, "") or ""
-            if response.getheader("Connection", "").lower() == "close":
-                self._close()
+            status, served_by = self._exchange()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+            # A kept-alive connection the balancer closed meanwhile (it closes after an error page):
+            # one more try on a fresh connection, as any HTTP client does for an idempotent GET.
+            self._close()
+            if not self._reused:
+                error = describe_failure(exc)
+            else:
+                try:
+                    status, served_by = self._exchange()
+                except Exception as again:  # every failure is a sample, never a crash
+                    error = describe_failure(again)
         except Exception as exc:  # every failure is a sample, never a crash
             error = describe_failure(exc)
-            self._close()  # a late answer must never be read as the next request's
         latency = time.monotonic() - at
         ok = not error and 200 <= status < 300
+        if not ok:
+            self._close()  # a late answer must never be read as the next request's
         if not error and not ok:
             error = f"HTTP {status}"
         return {
@@ -395,6 +421,17 @@ class _ClientLoop(threading.Thread):
             "status": status,
             "error": error,
         }
+
+    def _exchange(self) -> tuple[int, str]:
+        """One GET; (status, serving region)."""
+        self._reused = self._connection is not None
+        connection = self._connect()
+        connection.request("GET", self._path, headers={self._header: self.client})
+        response = connection.getresponse()
+        response.read()
+        if (response.getheader("Connection") or "").lower() == "close":
+            self._close()
+        return response.status, response.getheader(self._served_header, "") or ""
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._connection is None:

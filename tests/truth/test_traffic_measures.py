@@ -108,12 +108,22 @@ def test_an_api_killed_at_10_s_and_marked_down_at_10_6_s_fails_over_in_the_answe
     assert not failback.lower_bound
 
 
-def test_answers_from_the_killed_region_after_the_kill_are_wrongly_served() -> None:
-    # The balancer keeps naming us-east-1 as the server (say the wrong API was killed) until 12 s.
-    east = switch(EAST, 12.0, WEST)
-    measured = measures.measure(kill_record(east, home(WEST)), "traffic_failover_seconds")
+def test_answers_from_a_drained_region_after_the_drain_are_wrongly_served() -> None:
+    # The balancer keeps sending us-east-1's clients to the drained us-east-1 until 12 s.
+    samples = stream(EAST, switch(EAST, 12.0, WEST)) + stream(WEST, home(WEST))
+    rec = record(samples, [fault(10.0, 20.0, DRAIN, EAST)], events())
+    measured = measures.measure(rec, "traffic_failover_seconds")
     assert measured.value == pytest.approx(12.0 + ANSWER_SECONDS - 10.0)
     assert "wrongly served: us-east-1 32" in measured.evidence  # 10.0 .. 11.9375 s
+
+
+def test_a_success_from_a_killed_region_was_served_before_it_died_not_wrongly() -> None:
+    # The ledger entry precedes the signal: us-east-1 answers until 10.1 s, then 503 until 10.6 s.
+    east = lambda t: (EAST, True) if t < 10.1 else switch(EAST, 10.0, WEST, 10.6)(t)  # noqa: E731
+    measured = measures.measure(kill_record(east, home(WEST)), "traffic_failover_seconds")
+    # The window opens at the last success's answer (10.0625 s sent), ends at 10.625 s's answer.
+    assert measured.value == pytest.approx((10.625 + ANSWER_SECONDS) - (10.0625 + ANSWER_SECONDS))
+    assert "wrongly" not in measured.evidence
 
 
 def test_not_recovered_before_the_undo_is_a_lower_bound_that_fails_never_passes() -> None:
@@ -197,14 +207,14 @@ def test_no_settings_event_a_missing_client_region_and_a_gap_are_unknown() -> No
 
 def test_no_failure_after_the_fault_is_unknown_never_zero() -> None:
     measured = measures.measure(kill_record(home(EAST), home(WEST)), "traffic_failover_seconds")
-    # us-east-1 keeps answering (a kill that did not take): wrongly served, so it is a failure…
-    assert measured.lower_bound
+    # us-east-1 keeps answering (a kill that did not take: its effect proof says so).
+    assert measured.value is None and "saw no failed or wrongly served request" in measured.evidence
     latency = record(
         stream(EAST, home(EAST)) + stream(WEST, home(WEST)),
         [fault(10.0, 20.0, LATENCY, f"{EAST}->global")],
         events(),
     )
-    # …while a latency fault leaves the region able: no failure at all is unknown.
+    # A latency fault leaves the region able: no failure at all is unknown too.
     measured = measures.measure(latency, "traffic_failover_seconds")
     assert measured.value is None and "saw no failed or wrongly served request" in measured.evidence
 
