@@ -199,14 +199,12 @@ class Publisher:
         self._lock = threading.Lock()
 
     def run_finished(self, record: RunRecord, grade: Grade) -> None:
-        """Publish a graded run; its faults are published as undone (whatever the watch saw)."""
+        """Publish a graded run. Fault states stay what the ledger said (a fault its run left open
+        is still active until `harness recover` undoes it)."""
         group = (record.scenario, experiment_name(record.experiment_path))
         with self._lock:
             self.runs[group] = (record, grade)
-            for fault in record.faults:
-                self.faults[(*group, _action(fault.action), fault.target)] = False
             self._push(JOB, group, run_families([(record, grade)]))
-            self._push_faults(group)
             self._write_textfile()
 
     def fault_changed(self, key: FaultKey, is_active: bool) -> None:

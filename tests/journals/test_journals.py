@@ -43,7 +43,7 @@ def scenario():
 
 def _grade(journal: dict[str, Any], scenario, name: str = "harness-fault-met"):
     reading = journals.read_journal(
-        journal, scenario=scenario.name, experiment_path=f"{name}.experiment.json", harness_version="test"
+        journal, scenario=scenario.name, experiment_path=f"{name}.json", harness_version="test"
     )
     return scoring.grade(reading.record, scenario), reading
 
@@ -64,10 +64,10 @@ def test_golden_journal_exit_codes(name: str, run_cli) -> None:
             assert check["missing"], check
 
 
-# Regenerated in the test: the goldens whose CTK mechanics are the least obvious (an error outside any
-# activity, a real SIGINT, the continuous hypothesis, a harness fault on a real fault proxy). The
-# others are stored the same way; regenerate.py rewrites them all.
-REGENERATED = ("aborted", "interrupted", "continuous-hypothesis", "harness-fault-met")
+# Regenerated in the test: the goldens whose CTK mechanics are the least obvious (a real SIGINT, the
+# continuous hypothesis, a harness fault on a real fault proxy). The others are stored the same way;
+# regenerate.py rewrites them all.
+REGENERATED = ("interrupted", "continuous-hypothesis", "harness-fault-met")
 
 
 def test_goldens_are_what_chaos_run_writes(tmp_path: Path) -> None:
@@ -241,9 +241,7 @@ def test_experiment_found_by_title_or_named(run_cli, tmp_path: Path) -> None:
     path.write_text(json.dumps(journal))
     unlisted = run_cli("score", str(path), "--scenario", str(SCENARIO))
     assert unlisted.exit_code == 3 and "--experiment" in unlisted.stderr
-    named = run_cli(
-        "score", str(path), "--scenario", str(SCENARIO), "--experiment", "harness-fault-met.experiment.json"
-    )
+    named = run_cli("score", str(path), "--scenario", str(SCENARIO), "--experiment", "harness-fault-met.json")
     assert named.exit_code == 0, named.stderr
     wrong = run_cli("score", str(path), "--scenario", str(SCENARIO), "--experiment", "nope.yaml")
     assert wrong.exit_code == 2 and "--experiment" in wrong.stderr

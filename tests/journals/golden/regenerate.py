@@ -2,10 +2,11 @@
 
     .venv/bin/python tests/journals/golden/regenerate.py
 
-Each experiment below uses only the plain Python activities of golden_activities.py (no harness
-code); it is written to <name>.experiment.json and its journal to <name>.journal.json, together
-with <name>.chaos-exit (the exit code `chaos run` gave). The journals are stored so that the tests
-read them without running Chaos Toolkit again (a run costs about a second of start-up).
+Each experiment below uses the plain Python activities of golden_activities.py (no harness code),
+except the two harness-fault ones, which apply a real harness fault (a partition on the project's
+fault proxy, started here on loopback). Each is written to <name>.json, its journal to
+<name>.journal.json and the exit code `chaos run` gave to <name>.chaos-exit. The journals are
+stored so that most tests read them without running Chaos Toolkit again.
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ def regenerate(name: str, into: Path = HERE) -> Path:
 
 
 def _run(name: str, content: dict[str, Any], options: list[str], broken: bool, into: Path) -> Path:
-    written = into / f"{name}.experiment.json"
+    written = into / f"{name}.json"
     written.write_text(json.dumps(content, indent=2) + "\n")
     journal = into / f"{name}.journal.json"
     with tempfile.TemporaryDirectory(prefix="golden-journal-") as work:
