@@ -27,8 +27,6 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-import psycopg
-
 from harness import measures
 from harness.errors import ConfigError, EnvironmentProblem
 from harness.ledger import state_dir
@@ -299,10 +297,16 @@ class Store:
         *,
         experiment_path: str | None = None,
         full: bool = True,
+        since: datetime | None = None,
     ) -> list[tuple[RunRecord, Grade]]:
-        """Stored runs, newest first. With ``full=False`` records come without samples, events
-        and journal, which is much faster for listings and trends."""
-        conditions, params = [], []
+        """Stored runs, newest first (only those started at or after `since`, when given). With
+        ``full=False`` records come without samples, events and journal, which is much faster for
+        listings and trends."""
+        conditions: list[str] = []
+        params: list[Any] = []
+        if since is not None:
+            conditions.append("started_at >= ?")
+            params.append(self._dialect.encode_time(since.astimezone(UTC)))
         if scenario is not None:
             conditions.append("scenario = ?")
             params.append(scenario)
@@ -365,6 +369,8 @@ def _open_sqlite(path: Path) -> Store:
 
 
 def _open_postgres(url: str) -> Store:
+    import psycopg  # here, not at the top: a report read from SQLite never pays its import
+
     try:
         connection = psycopg.connect(url, autocommit=True, connect_timeout=10)
     except psycopg.Error as exc:

@@ -7,14 +7,15 @@ non-critical misses through. A score short of the minimum is a failure, unless t
 unknown checks would make up the shortfall had they passed: then the gate cannot tell (exit 3).
 A critical experiment graded fail or unknown fails or blocks the gate whatever the minimum.
 
-With --from-runs, every experiment of the chosen cadences needs a run no older than --max-age
+With --from-runs (run files) or --from-store (the history, e.g. a team's PostgreSQL), every
+experiment of the chosen cadences needs a run no older than --max-age
 (default 7d); a missing or stale one makes the gate unknown, and runs of other experiments are
 ignored with a note.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -52,6 +53,17 @@ def _regrade(path: Path, profile: Scenario) -> tuple[RunRecord, Grade]:
     return record, scoring.grade(record, profile)
 
 
+def _stored_runs(profile: Scenario, store_url: str | None, since: datetime) -> list[tuple[RunRecord, Grade]]:
+    """The scenario's stored runs since `since`, graded again against today's scenario (as run files
+    are): one history shared by a team's runners gates a release wherever the gate runs."""
+    from harness.store import open_store
+
+    with open_store(store_url) as history:
+        return [
+            (record, scoring.grade(record, profile)) for record, _ in history.runs(profile.name, since=since)
+        ]
+
+
 def _max_age(text: str) -> float:
     """--max-age in seconds: a duration with its unit (7d, 36h), more than zero."""
     try:
@@ -74,6 +86,13 @@ def gate(
         list[Path] | None,
         typer.Option("--from-runs", help="Grade this run.json (repeat the option for several); offline."),
     ] = None,
+    from_store: Annotated[
+        bool,
+        typer.Option(
+            "--from-store",
+            help="Grade the scenario's runs in the history (--store), e.g. the team's; offline.",
+        ),
+    ] = False,
     min_score: Annotated[
         float, typer.Option("--min-score", min=0.0, max=100.0, help="Lowest score any run may have.")
     ] = 100.0,
@@ -102,11 +121,13 @@ def gate(
     refs = suite.select_experiments(profile, None if run_all else cadence or ["daily"])
     notes: tuple[str, ...] = ()
     gaps: tuple[str, ...] = ()
-    if from_runs:
+    if from_runs or from_store:
         oldest = _max_age(max_age)
-        selection = gated_runs(
-            profile, refs, [_regrade(path, profile) for path in from_runs], oldest, datetime.now(UTC)
-        )
+        now = datetime.now(UTC)
+        graded = [_regrade(path, profile) for path in from_runs or ()]
+        if from_store:
+            graded += _stored_runs(profile, store_url, now - timedelta(seconds=oldest))
+        selection = gated_runs(profile, refs, graded, oldest, now)
         runs = [GatedRun(grade, ref) for _, grade, ref in selection.runs]
         notes, gaps = selection.notes, selection.gaps
     else:

@@ -2,6 +2,8 @@
 
 python store_processes.py write URL FIRST   save runs FIRST, FIRST+1, ... printing each id once committed
 python store_processes.py lock STATE_DIR TARGET [URL]   hold the target's lock, print "locked", sleep
+python store_processes.py team URL FIRST COUNT SHARED GO   a team's runner: open the history, wait for the
+    file GO, save runs FIRST..FIRST+COUNT-1 and the runs 90000..90000+SHARED-1 every runner saves too
 """
 
 from __future__ import annotations
@@ -78,8 +80,25 @@ def _lock(state_dir: str, target: str, url: str | None) -> None:
         time.sleep(120)
 
 
+def _team(url: str, first: int, count: int, shared: int, go: str) -> None:
+    from pathlib import Path
+
+    from harness.store import open_store
+
+    with open_store(url) as store:  # every runner creates the schema if missing, at the same time
+        deadline = time.monotonic() + 30
+        while not Path(go).exists() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        for index in [*range(first, first + count), *range(90_000, 90_000 + shared)]:
+            record = record_for(index, samples=20)
+            store.save(record, grade_for(record))
+    print("done", flush=True)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "write":
         _write(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1] == "team":
+        _team(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6])
     else:
         _lock(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else None)
