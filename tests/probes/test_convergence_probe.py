@@ -1,0 +1,122 @@
+"""The convergence probe against a real active-active estate (two PostgreSQL 15 nodes, pglogical
+both ways through the fault proxy): propagation follows an injected latency, and a region whose
+replication was stopped is caught as a violation and as non-convergence.
+
+One estate serves the module (about 15 s in all); the latency sweep (0, 100, 500 ms, repeated)
+is benchmarks/propagation.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from harness import measures
+from harness.actions import network, replication
+from harness.model import Event, FaultRecord, PostgresSettings, RunRecord, Sample
+from harness.probes.convergence import convergence
+from harness.sandbox.examples import example_scenario
+from harness.sandbox.lifecycle import down, up
+
+A, B = "us-east-1", "eu-west-1"
+RATE_HZ = 10.0
+LATENCY_MS = 100
+
+
+@pytest.fixture(scope="module")
+def estate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    directory = tmp_path_factory.mktemp("convergence")
+    scenario = dataclasses.replace(example_scenario(2), postgres=PostgresSettings(topology="active-active"))
+    try:
+        box = up(scenario, directory, components={"proxy", "postgres"})
+        yield {**box.endpoints, "harness_state_dir": str(tmp_path_factory.mktemp("state"))}
+    finally:
+        down(directory)
+
+
+def as_record(output: Mapping[str, Any], origin: float, faults: Sequence[FaultRecord] = ()) -> RunRecord:
+    """The probe's output as the runner records it (run clock from `origin`)."""
+    return RunRecord(
+        run_id="t",
+        scenario="t",
+        experiment_title="t",
+        experiment_path="t",
+        harness_version="t",
+        started_at="2026-01-01T00:00:00+00:00",
+        duration_seconds=time.monotonic() - origin,
+        status="completed",
+        events=tuple(Event.from_raw(e, origin) for e in output["events"]),
+        samples=tuple(Sample.from_raw(s, origin) for s in output["samples"]),
+        faults=tuple(faults),
+    )
+
+
+def median(values: list[float]) -> float:
+    return measures.percentile(values, 0.5)
+
+
+def test_propagation_follows_an_injected_latency(estate: dict[str, Any]) -> None:
+    """Half the run at the estate's own distance, half with LATENCY_MS more each way on the link:
+    the median visibility rises by the injected delay, within one write interval + 20 ms."""
+    import threading
+
+    origin = time.monotonic()
+    marks: dict[str, float] = {}
+
+    def add_latency_midway() -> None:
+        time.sleep(2.5)
+        marks["asked"] = time.monotonic()
+        network.add_latency(A, B, LATENCY_MS, configuration=estate)
+        marks["applied"] = time.monotonic()
+
+    thread = threading.Thread(target=add_latency_midway)
+    thread.start()
+    try:
+        output = convergence(5.5, rate_hz=RATE_HZ, settle_seconds=5.0, configuration=estate)
+    finally:
+        thread.join()
+        network.remove_latency(A, B, configuration=estate)
+    record = as_record(output, origin)
+    before = [s for s in output["samples"] if s["ok"] and s["at_monotonic"] < marks["asked"]]
+    after = [s for s in output["samples"] if s["ok"] and s["at_monotonic"] > marks["applied"] + 0.05]
+    tolerance = 1.0 / RATE_HZ + 0.020
+    for pair in (f"{A}->{B}", f"{B}->{A}"):
+        base = median([s["value"] for s in before if s["region"] == pair])
+        slow = median([s["value"] for s in after if s["region"] == pair])
+        assert abs(slow - (base + LATENCY_MS / 1000)) <= tolerance, (pair, base, slow)
+    # Nothing was cut: every write arrived, every region agrees, nothing lost.
+    assert not [s for s in output["samples"] if not s["ok"]]
+    for name in ("lww_violations_count", "lost_writes_count"):
+        found = measures.measure(record, name)
+        assert found is not None and found.value == 0, found
+    p99 = measures.measure(record, "propagation_p99_seconds")
+    assert p99 is not None and p99.value is not None and p99.value >= LATENCY_MS / 1000
+
+
+def test_a_region_whose_replication_stopped_is_a_violation_and_never_converges(
+    estate: dict[str, Any],
+) -> None:
+    origin = time.monotonic()
+    stopped = replication.stop_replication(B, configuration=estate)
+    applied = time.monotonic() - origin
+    try:
+        output = convergence(
+            2.0, rate_hz=RATE_HZ, settle_seconds=1.0, timeout_seconds=2.0, configuration=estate
+        )
+    finally:
+        replication.start_replication(B, configuration=estate)
+    fault = FaultRecord("stop", "harness.actions.replication.stop_replication", B, applied, None, True)
+    record = as_record(output, origin, [fault])
+    unseen = [s for s in output["samples"] if s["region"] == f"{A}->{B}" and not s["ok"]]
+    assert unseen and all(s["error"].startswith("not seen within") for s in unseen), stopped
+    violations = measures.measure(record, "lww_violations_count")
+    assert violations is not None and violations.value is not None and violations.value >= len(unseen)
+    assert f"absent in {B}" in violations.evidence
+    converged = measures.measure(record, "convergence_seconds")
+    assert converged is not None and converged.lower_bound and "still differed" in converged.evidence
+    lost = measures.measure(record, "lost_writes_count")
+    assert lost is not None and lost.value == 0  # A still holds them: late, not lost
