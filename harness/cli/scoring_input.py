@@ -40,7 +40,17 @@ def load_scorable(path: Path, scenario: Scenario, experiment: str | None) -> tup
             "expected a run.json (with 'record') or a Chaos Toolkit journal "
             "(with 'experiment', 'status', 'run')",
         )
+    kept = _control_run_file(path, data)
+    if kept is not None and kept.is_file() and experiment is None:
+        # The harness control measured this run and wrote its full record (canary samples, events,
+        # the ledger's faults): more evidence than the journal holds, and what `harness run` grades.
+        record, _ = report.load_run(kept)
+        return record, [f"graded from the run.json the harness control wrote for this journal: {kept}"]
     experiment_path, notes = _experiment_of(data, scenario, experiment)
+    if kept is not None and not kept.is_file():
+        notes.append(
+            f"the harness control's run.json for this journal is missing ({kept}): graded from the journal"
+        )
     try:
         reading = journals.read_journal(
             data, scenario=scenario.name, experiment_path=experiment_path, harness_version=_version()
@@ -48,6 +58,17 @@ def load_scorable(path: Path, scenario: Scenario, experiment: str | None) -> tup
     except RecordError as error:
         raise ConfigError(path, error.field, error.problem) from None
     return reading.record, [*notes, *reading.notes]
+
+
+def _control_run_file(path: Path, journal: dict) -> Path | None:
+    """The run.json the harness control (harness.control) named in the journal, if any."""
+    kept = journal.get("harness")
+    named = kept.get("run_json") if isinstance(kept, dict) else None
+    if not isinstance(named, str) or not named:
+        return None
+    # Relative: to where chaos ran (the control writes it so), else to the journal's folder.
+    candidates = [Path(named)] if Path(named).is_absolute() else [Path(named), path.parent / named]
+    return next((c for c in candidates if c.is_file()), candidates[0])
 
 
 def _experiment_of(journal: dict, scenario: Scenario, named: str | None) -> tuple[str, list[str]]:

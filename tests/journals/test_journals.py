@@ -314,3 +314,22 @@ def test_run_file_and_journal_are_told_apart() -> None:
     with pytest.raises(RecordError) as error:
         journals.read_journal([], scenario="s", experiment_path="e", harness_version="t")
     assert "journal" in str(error.value)
+
+
+def test_a_journal_of_the_harness_control_is_graded_from_its_run_json(run_cli, tmp_path: Path) -> None:
+    """The control marks a journal `failed` when the verdict is not a pass and names the run.json it
+    wrote: that record (the full evidence) is graded, as `harness run` would."""
+    first = run_cli("score", str(GOLDEN / "harness-fault-missed.journal.json"), "--scenario", str(SCENARIO),
+                    "--out", str(tmp_path / "out"))  # fmt: skip
+    assert first.exit_code == 1
+    (run_json,) = (tmp_path / "out").glob("*/run.json")
+    journal = {**_journal("harness-fault-missed"), "status": "failed"}
+    journal["harness"] = {"verdict": "fail", "run_json": str(run_json)}
+    path = tmp_path / "journal.json"
+    path.write_text(json.dumps(journal))
+    kept = run_cli("score", str(path), "--scenario", str(SCENARIO))
+    assert kept.exit_code == 1 and "graded from the run.json" in kept.stderr, kept.stderr
+    journal["harness"]["run_json"] = str(tmp_path / "gone" / "run.json")
+    path.write_text(json.dumps(journal))
+    alone = run_cli("score", str(path), "--scenario", str(SCENARIO))
+    assert alone.exit_code == 3 and "missing" in alone.stderr  # status failed: never better than unknown
