@@ -329,3 +329,16 @@ def test_the_timeline_names_each_step_in_order() -> None:
         "fault undone",
         "balancer marked the region up",
     ]
+
+
+def test_p99_counts_the_users_a_slow_answer_held_back_coordinated_omission() -> None:
+    # From 12 s to 14 s us-east-1 answers after 2 s: the canary sends one request there, where
+    # users at 16 Hz sent 32. Without the correction the one slow request is under 1 % of the
+    # window's requests and the p99 would read 1 ms.
+    east = stream(EAST, switch(EAST, 10.0, WEST, 10.6))
+    slow = [s for s in east if not 12.0 <= s.at_seconds < 14.0]
+    slow.append(Sample("traffic", 12.0, 2.0, True, EAST, 2.0, "", WEST))
+    rec = record(slow + stream(WEST, home(WEST)), [fault(10.0, 20.0, KILL, f"api-{EAST}")], events())
+    p99 = measures.measure(rec, "traffic_p99_latency_seconds")
+    assert p99.value >= 2.0 - 4 / RATE  # among the 31 latencies the wait held back (2 s - k/16)
+    assert "31 more held back" in p99.evidence
