@@ -1,4 +1,9 @@
-"""Charts as inline SVG, drawn by matplotlib (Agg, no pyplot state, text kept as SVG text).
+"""Charts as inline SVG: run charts drawn by matplotlib (Agg, no pyplot state, text kept as SVG
+text), trend charts written directly (harness.report._svgplot).
+
+matplotlib and numpy are imported by the functions that draw with them, not with this module:
+a system page (trends only) never loads them, so a cold `harness report` of a stored history
+does not pay their second of imports and font loading.
 
 Each function returns SVG markup, or "" when there is nothing to draw. Series differ by marker
 and line style as well as colour, and every marked moment has a legend entry in words.
@@ -12,19 +17,18 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-import matplotlib
-import numpy as np
 from markupsafe import Markup
-from matplotlib.backends.backend_svg import FigureCanvasSVG
-from matplotlib.colors import to_rgba
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from harness import measures
 from harness.model import RunRecord, Verdict
+from harness.report import _svgplot
 from harness.report._format import VERDICT_COLOURS, one_line, region_text
+
+if TYPE_CHECKING:
+    import numpy as np
+    from matplotlib.figure import Figure
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 _COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
@@ -109,6 +113,9 @@ def timeline_chart(record: RunRecord, moments: Moments) -> Markup:
     start, end = min(times), max(times)
     bin_seconds = max((end - start) / _MAX_BINS, 0.1)
     regions = sorted(by_region)
+    matplotlib, Figure = _matplotlib()
+    import numpy as np
+
     with matplotlib.rc_context(_RC):
         figure = Figure(figsize=(9, 4.6))
         success_axes, latency_axes = figure.subplots(2, 1, sharex=True)
@@ -136,6 +143,8 @@ def timeline_chart(record: RunRecord, moments: Moments) -> Markup:
 
 def _mark_outages(axes, outages: Sequence[measures.RegionOutage], regions: Sequence[str], end: float) -> None:
     """Shade each region's graded outage in its colour; one still open runs to `end`."""
+    from matplotlib.colors import to_rgba
+
     for outage in outages:
         window = outage.window
         index = regions.index(outage.region) if outage.region in regions else len(regions)
@@ -159,6 +168,8 @@ def _binned(
     bins: np.ndarray, ok: np.ndarray, latency: np.ndarray, start: float, bin_seconds: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per occupied bin: centre time, success ratio, median latency of successful requests."""
+    import numpy as np
+
     order = np.argsort(bins, kind="stable")
     bins, ok, latency = bins[order], ok[order], latency[order]
     occupied, first = np.unique(bins, return_index=True)
@@ -187,6 +198,7 @@ def lag_chart(record: RunRecord, moments: Moments, limit_seconds: float | None) 
             exporter[s.region].append((s.at_seconds, s.value))
     if not (marker or exporter or bounds):
         return Markup("")
+    matplotlib, Figure = _matplotlib()
     with matplotlib.rc_context(_RC):
         figure = Figure(figsize=(9, 3.2))
         axes = figure.subplots()
@@ -240,105 +252,71 @@ class TrendSeries:
     scale: float = 1.0  # drawn as value * scale (ratios as %, bytes as MB)
 
 
-_VERDICT_MARKERS = {Verdict.PASS: "o", Verdict.FAIL: "X", Verdict.UNKNOWN: "d"}
+_VERDICT_SHAPES = {Verdict.PASS: "circle", Verdict.FAIL: "cross", Verdict.UNKNOWN: "diamond"}
 
 
 def trend_chart(
     started: Sequence[datetime | None], scores: Sequence[float], series: Sequence[TrendSeries]
 ) -> Markup:
-    """An experiment's graded measurements per run, one axes each, every point marked with its
+    """An experiment's graded measurements per run, one panel each, every point marked with its
     check's verdict; lower bounds, limits and regressions marked. Without any graded measure,
-    the run's score instead."""
+    the run's score instead.
+
+    Drawn as SVG directly (harness.report._svgplot), not by matplotlib: the system pages are
+    what `harness report` renders from a stored history, and loading matplotlib and its fonts
+    would cost a cold process about a second before the first line is drawn.
+    """
     if not scores:
         return Markup("")
-    x: Sequence[object] = started if all(s is not None for s in started) else range(1, len(scores) + 1)
+    dates = all(s is not None for s in started)
+    x = (
+        [_svgplot.epoch_seconds(s) for s in started]
+        if dates
+        else [float(i) for i in range(1, len(scores) + 1)]
+    )  # type: ignore[arg-type]
     if not series:
         series = [TrendSeries("score", tuple(scores), (None,) * len(scores), (False,) * len(scores), None,
                               (False,) * len(scores))]  # fmt: skip
     dense = len(scores) > 100
-    labelled: set[str] = set()
+    legend: dict[str, tuple[str, str, str, bool]] = {}
+    panels = []
+    for line in series:
+        shown = [(x[i], v * line.scale) for i, v in enumerate(line.values) if v is not None]
+        markers = []
+        for verdict, shape in _VERDICT_SHAPES.items():
+            chosen = tuple(shown[k] for k, (i, _) in enumerate(_indexed(line)) if line.verdicts[i] is verdict)
+            if chosen:
+                colour = VERDICT_COLOURS[verdict]
+                markers.append(_svgplot.Markers(shape, chosen, colour, 3.5 if dense else 4.5))
+                legend.setdefault(verdict.value, (verdict.value, shape, colour, True))
+        censored = tuple(shown[k] for k, (i, _) in enumerate(_indexed(line)) if line.lower_bounds[i])
+        if censored:
+            markers.append(_svgplot.Markers("caret", censored, _MARK_COLOUR, 7.0))
+            legend.setdefault("lower", ("lower bound (not recovered)", "caret", _MARK_COLOUR, True))
+        limit = line.limit * line.scale if line.limit is not None else None
+        if limit is not None:
+            legend.setdefault("limit", ("limit", "dashed", _LIMIT_COLOUR, False))
+        flagged = tuple(shown[k] for k, (i, _) in enumerate(_indexed(line)) if line.regressed[i])
+        if flagged:
+            markers.append(_svgplot.Markers("triangle", flagged, _MARK_COLOUR, 10.0, filled=False))
+            legend.setdefault("regression", ("regression", "triangle", _MARK_COLOUR, False))
+        panels.append(
+            _svgplot.Panel(one_line(line.label), tuple(shown), tuple(markers), limit, _LIMIT_COLOUR)
+        )
+    by = "run start (UTC)" if dates else "run number"
+    plot = _svgplot.Plot(
+        title=f"What each check measured per run, against its limit, by {by}",
+        panels=tuple(panels),
+        x_range=(min(x), max(x)),
+        dates=dates,
+        legend=tuple(legend.values()),
+    )
+    return Markup(_svgplot.render(plot))
 
-    def once(name: str) -> str | None:
-        if name in labelled:
-            return None
-        labelled.add(name)
-        return name
 
-    with matplotlib.rc_context(_RC):
-        # Axes cost most of a chart's time: one per measure, no separate score axes.
-        figure = Figure(figsize=(9, 1.1 + 1.7 * len(series)))
-        axes_list = np.atleast_1d(figure.subplots(len(series), 1, sharex=True, squeeze=False)[:, 0])
-        by = "run start (UTC)" if x is started else "run number"
-        axes_list[0].set_title(f"What each check measured per run, against its limit, by {by}")
-        for axes, line in zip(axes_list, series, strict=True):
-            shown = [(i, v * line.scale) for i, v in enumerate(line.values) if v is not None]
-            if not shown:
-                axes.text(0.5, 0.5, "no data", transform=axes.transAxes, ha="center", va="center")
-            axes.plot(
-                [x[i] for i, _ in shown], [v for _, v in shown], color="#999999", linewidth=0.8, zorder=1
-            )
-            for verdict, marker in _VERDICT_MARKERS.items():
-                chosen = [(i, v) for i, v in shown if line.verdicts[i] is verdict]
-                if chosen:
-                    # Markers of a line, not a scatter: one style for all points, a fraction of the cost.
-                    axes.plot(
-                        [x[i] for i, _ in chosen],
-                        [v for _, v in chosen],
-                        linestyle="none",
-                        marker=marker,
-                        color=VERDICT_COLOURS[verdict],
-                        markersize=3.5 if dense else 4.5,
-                        zorder=2,
-                        label=once(verdict.value),
-                    )
-            censored = [(i, v) for i, v in shown if line.lower_bounds[i]]
-            if censored:
-                axes.plot(
-                    [x[i] for i, _ in censored],
-                    [v for _, v in censored],
-                    linestyle="none",
-                    marker=6,  # caret up: the truth lies above
-                    markersize=6,
-                    color=_MARK_COLOUR,
-                    zorder=3,
-                    label=once("lower bound (not recovered)"),
-                )
-            if line.limit is not None:
-                axes.axhline(
-                    line.limit * line.scale,
-                    color=_LIMIT_COLOUR,
-                    linestyle="--",
-                    linewidth=1.2,
-                    label=once("limit"),
-                )
-            flagged = [(i, v) for i, v in shown if line.regressed[i]]
-            if flagged:
-                axes.plot(
-                    [x[i] for i, _ in flagged],
-                    [v for _, v in flagged],
-                    linestyle="none",
-                    marker="^",
-                    markersize=9,
-                    markerfacecolor="none",
-                    markeredgecolor=_MARK_COLOUR,
-                    markeredgewidth=1.5,
-                    zorder=3,
-                    label=once("regression"),
-                )
-            axes.set_ylabel(_plain(line.label))
-            axes.set_ylim(bottom=0)
-            # Fixed label place and few ticks: aligning labels across the axes and making ticks
-            # are most of what an axes costs to draw.
-            axes.yaxis.set_label_coords(-0.07, 0.5)
-            axes.yaxis.set_major_locator(MaxNLocator(nbins=4))
-        for axes in axes_list[:-1]:
-            axes.xaxis.set_visible(False)  # the bottom axes carries the shared dates
-        if x is started:
-            locator = AutoDateLocator()
-            axes_list[-1].xaxis.set_major_locator(locator)
-            axes_list[-1].xaxis.set_major_formatter(ConciseDateFormatter(locator))
-        _legend_below(figure, *axes_list)
-        return _svg(figure)
+def _indexed(line: TrendSeries) -> list[tuple[int, float]]:
+    """(run index, value) of the runs where the series has a value, in order."""
+    return [(i, v) for i, v in enumerate(line.values) if v is not None]
 
 
 def _plain(text: str) -> str:
@@ -414,7 +392,17 @@ def _legend_below(figure: Figure, *axes_list) -> None:
         figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), columns))
 
 
+def _matplotlib():  # -> (the matplotlib module, its Figure class)
+    """matplotlib and its Figure class, imported on first use (run charts only)."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    return matplotlib, Figure
+
+
 def _svg(figure: Figure) -> Markup:
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+
     buffer = io.StringIO()
     FigureCanvasSVG(figure).print_svg(buffer, metadata=dict.fromkeys(("Creator", "Date", "Format", "Type")))
     text = buffer.getvalue()

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import matplotlib
 from markupsafe import Markup
-from matplotlib.figure import Figure
 
 from harness import convergence_measures as cm
 from harness.model import Event, RunRecord
@@ -85,6 +83,7 @@ def visibility_chart(stats: dict[str, cm.PairStats | None]) -> Markup:
     drawn = {p: s for p, s in stats.items() if s is not None and s.writes}
     if not drawn:
         return Markup("")
+    matplotlib, Figure = _charts._matplotlib()  # loaded when a run page draws, not on import
     with matplotlib.rc_context(_charts._RC):
         figure = Figure(figsize=(9, 3.2))
         axes = figure.subplots()
