@@ -309,6 +309,13 @@ def test_harness_run_pushes_its_fault_window_and_verdict(
     }
     path = tmp_path / "harness-fault-met.json"  # the name the golden scenario lists
     path.write_text(json.dumps(experiment))
+    # The same experiment as a one-experiment suite, publishing to its own textfile.
+    suite_scenario = tmp_path / "suite.yaml"
+    golden = SCENARIO.read_text()
+    suite_scenario.write_text(
+        golden[: golden.index("experiments:")]
+        + f"experiments:\n  - path: {path}\n    targets: [failover_time, replication_lag]\n"
+    )
     with regenerate._partitionable_link() as endpoints:
         (tmp_path / "endpoints.json").write_text(json.dumps(endpoints))
         result = run_cli(
@@ -316,7 +323,16 @@ def test_harness_run_pushes_its_fault_window_and_verdict(
             "--out", str(tmp_path / "out"), "--store", f"sqlite:///{tmp_path}/history.db",
             "--pushgateway", monitoring.pushgateway, "--textfile", str(tmp_path / "harness.prom"),
         )  # fmt: skip
+        suite = run_cli(
+            "suite", "--scenario", str(suite_scenario), "--endpoints", str(tmp_path / "endpoints.json"),
+            "--out", str(tmp_path / "suite"), "--store", f"sqlite:///{tmp_path}/history.db",
+            "--textfile", str(tmp_path / "suite.prom"),
+        )  # fmt: skip
     assert result.exit_code == 0, result.stderr
+    assert suite.exit_code == 0, suite.stderr
+    from_suite = _samples((tmp_path / "suite.prom").read_text())
+    assert _value(from_suite, "harness_run_verdict", experiment="harness-fault-met", verdict="pass") == 1
+    assert _value(from_suite, "harness_fault_active", experiment="harness-fault-met") == 0
     (run_file,) = (tmp_path / "out").glob("*/run.json")
     run_id = run_file.parent.name
     assert monitoring.eventually(f'harness_run_info{{run_id="{run_id}"}} == 1')
