@@ -62,7 +62,8 @@ def targets_from_endpoints(endpoints: Mapping[str, Any], kinds: Sequence[str]) -
 
     Redis: the primary Sentinel names, through the region's fault-proxy route to that server
     (``links`` entries of service redis from the region), direct where no route exists.
-    PostgreSQL: whichever server accepts writes, the primary through the region's route to it.
+    PostgreSQL: whichever server accepts writes, the primary through the region's route to it;
+    with ``postgres_topology: active-active`` the region's own server.
     HTTP: the region's API.
     """
     targets = []
@@ -83,8 +84,12 @@ def targets_from_endpoints(endpoints: Mapping[str, Any], kinds: Sequence[str]) -
     for region, info in regions.items():
         if "http" in kinds and info.get("api_url"):
             targets.append(CanaryTarget("http", region, url=info["api_url"]))
+    local_writes = endpoints.get("postgres_topology") == "active-active"
     for region, info in regions.items():
-        if "postgres" in kinds and info.get("postgres_dsn"):
+        if "postgres" in kinds and info.get("postgres_dsn") and local_writes:
+            # Every region's store takes writes: the region's clients write to their own.
+            targets.append(CanaryTarget("postgres", region, dsn=info["postgres_dsn"]))
+        elif "postgres" in kinds and info.get("postgres_dsn"):
             routes = dict(_routes(regions, links, region, "postgres", "postgres_dsn"))
             dsns = [
                 _via(other["postgres_dsn"], routes) for other in regions.values() if other.get("postgres_dsn")

@@ -33,6 +33,7 @@ from harness.errors import FaultsOpen, HarnessError
 from harness.interrupts import CONTROLLER, Interrupted
 from harness.model import Event, Measurement, RunRecord, Sample, Scenario
 from harness.progress import WaitNotice
+from harness.sandbox.topology import experiment_scenario
 from harness.units import parse_frequency
 from harness.watchers import PatroniWatcher, SentinelWatcher
 
@@ -413,11 +414,13 @@ def run_experiment(experiment_path: Path, context: RunContext) -> RunRecord:
             return _run_against(
                 experiment, experiment_path, extension, context, run_id, run_dir, context.endpoints, notice
             )
-        components = with_failover_manager(context.scenario, extension.get("sandbox_components") or None)
+        # The experiment may ask for another PostgreSQL topology than the scenario's (active-active).
+        sandbox_scenario = experiment_scenario(context.scenario, extension)
+        components = with_failover_manager(sandbox_scenario, extension.get("sandbox_components") or None)
         notice.say(f"sandbox: starting {', '.join(components) if components else 'all components'}")
         notice.waiting_for("the sandbox to start")
         with leftovers.owned_sandbox(
-            context.scenario,
+            sandbox_scenario,
             run_dir / "sandbox",
             context.state_dir,
             components=components,

@@ -10,6 +10,7 @@ experiment it prints the elapsed time and the expected remaining time (harness.p
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
@@ -52,6 +53,13 @@ def select_experiments(scenario: Scenario, cadences: Sequence[str] | None = None
         which = f"{' or '.join(cadences)} " if cadences else ""
         raise ConfigError(scenario.path, "experiments", f"no {which}experiment listed")
     return chosen
+
+
+def own_sandbox(scenario: Scenario, experiment: Mapping[str, Any]) -> bool:
+    """Whether the experiment needs a sandbox of its own: it asks for another PostgreSQL topology
+    than the scenario's (an active-active store next to the scenario's primary-standby one)."""
+    wanted = loading.harness_extension(experiment).get("postgres_topology")
+    return bool(wanted) and wanted != scenario.postgres.topology
 
 
 def sandbox_components(scenario: Scenario, refs: Sequence[ExperimentRef]) -> set[str] | None:
@@ -105,9 +113,13 @@ def run_suite(
     ]
     runs: list[tuple[RunRecord, Grade]] = []
     started = time.monotonic()
+    # Without a target, an experiment asking for another store topology brings up its own sandbox
+    # (runner.run_experiment); the others share one.
+    separate = [endpoints is None and own_sandbox(scenario, e) for e in experiments]
+    shared = [ref for ref, alone in zip(refs, separate, strict=True) if not alone]
     with CONTROLLER.installed(), ExitStack() as stack:
-        if endpoints is None:
-            components = sandbox_components(scenario, refs)
+        if endpoints is None and shared:
+            components = sandbox_components(scenario, shared)
             with WaitNotice(progress) as notice:
                 notice.say(
                     f"sandbox: starting {', '.join(sorted(components)) if components else 'all components'}"
@@ -133,7 +145,8 @@ def run_suite(
                 f"[{index}/{len(paths)}] {path.name}: about {format_duration(expected[index - 1])}; "
                 f"{format_duration(time.monotonic() - started)} elapsed, about {format_duration(left)} left"
             )
-            record = runner.run_experiment(path, context)
+            own = dataclasses.replace(context, endpoints=None) if separate[index - 1] else context
+            record = runner.run_experiment(path, own)
             grade = scoring.grade(record, scenario)
             runs.append((record, grade))
             on_result(record, grade)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from harness.errors import ConfigError
 from harness.loading import check_postgres_topology
@@ -138,6 +139,22 @@ def _check_settings(scenario: Scenario) -> None:
             f"expected one of {', '.join(FAILOVER_MODES)}, got {scenario.postgres.failover!r}",
         )
     check_postgres_topology(where, scenario.postgres, scenario.regions)
+
+
+def experiment_scenario(scenario: Scenario, extension: Mapping[str, Any]) -> Scenario:
+    """The scenario an experiment's own sandbox is built from: the scenario itself, or, when the
+    experiment's harness extension asks for another ``postgres_topology``, the scenario with that
+    topology. A store a scenario keeps primary-standby for its failover experiments (Patroni
+    included) can so be stood in by an active-active estate for the experiments about
+    convergence; an active-active store has no primary, so Patroni does not run (failover manual).
+    """
+    wanted = extension.get("postgres_topology")
+    if not wanted or wanted == scenario.postgres.topology:
+        return scenario
+    failover = "manual" if wanted == "active-active" else scenario.postgres.failover
+    postgres = replace(scenario.postgres, topology=str(wanted), failover=failover)
+    check_postgres_topology(scenario.path or scenario.name, postgres, scenario.regions)
+    return replace(scenario, postgres=postgres)
 
 
 def pinned_ports(scenario: Scenario) -> dict[str, int]:

@@ -27,7 +27,7 @@ from harness.sandbox.components import cleanup_paths
 from harness.sandbox.examples import example_scenario
 from harness.sandbox.lifecycle import Sandbox, down, up
 from harness.sandbox.ports import is_free
-from harness.sandbox.topology import plan
+from harness.sandbox.topology import experiment_scenario, plan
 from tests.sandbox.helpers import eventually, processes_mentioning
 
 A, B = "us-east-1", "eu-west-1"
@@ -260,3 +260,41 @@ def test_experiment_topology_request_is_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         load_experiment(path)
     assert "extensions.0.postgres_topology" in str(raised.value)
+
+
+def test_an_experiment_asking_for_active_active_gets_its_own_estate() -> None:
+    from harness.suite import own_sandbox
+
+    profile = load_scenario("email-triage")
+    assert (profile.postgres.topology, profile.postgres.failover) == ("primary-standby", "patroni")
+    experiment = load_experiment(Path(__file__).parents[2] / "experiments" / "active-active-partition.yaml")
+    extension = next(e for e in experiment["extensions"] if e["name"] == "harness")
+    chosen = experiment_scenario(profile, extension)
+    assert (chosen.postgres.topology, chosen.postgres.failover) == ("active-active", "manual")
+    assert own_sandbox(profile, experiment)
+    assert experiment_scenario(profile, {}) is profile  # the failover experiments keep Patroni
+    assert not own_sandbox(chosen, experiment)  # already active-active: the shared sandbox serves
+    one_region = dataclasses.replace(profile, regions=profile.regions[:1])
+    with pytest.raises(ConfigError, match=r"postgres\.topology"):
+        experiment_scenario(one_region, extension)
+
+
+def test_the_postgres_canary_writes_to_its_own_region_in_active_active() -> None:
+    from harness.canary import targets_from_endpoints
+
+    regions = {
+        r: {"postgres_dsn": f"postgresql://harness@127.0.0.1:{port}/harness"}
+        for r, port in ((A, 20001), (B, 20002))
+    }
+    links = {
+        f"{B}/postgres": {
+            "proxy": f"{B}-postgres-{A}",
+            "from": B,
+            "to": A,
+            "service": "postgres",
+            "listen": "127.0.0.1:20003",
+        }
+    }
+    endpoints = {"regions": regions, "links": links, "postgres_topology": "active-active"}
+    targets = {t.region: t.dsn for t in targets_from_endpoints(endpoints, ["postgres"])}
+    assert targets == {A: regions[A]["postgres_dsn"], B: regions[B]["postgres_dsn"]}
