@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from harness import measures
 from harness.model import Check, FaultRecord, Grade, RunRecord, Verdict
-from harness.report import _charts, _convergence
+from harness.report import _charts, _convergence, _traffic
 from harness.report._format import (
     VERDICT_ICONS,
     VERDICT_WORDS,
@@ -143,6 +143,8 @@ class RunView:
     environment: tuple[Fact, ...]
     # Active-active runs: visibility per region pair and P(visible | t) (None without the probe).
     propagation: _convergence.PropagationView | None = None
+    # Global balancer runs: traffic figures and the failover timeline (None without the traffic canary).
+    traffic: _traffic.TrafficView | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +263,7 @@ def build_run_view(record: RunRecord, grade: Grade) -> RunView:
             ),
         ),
         propagation=_convergence.propagation_view(record),
+        traffic=_traffic.traffic_view(record, grade),
     )
 
 
