@@ -64,7 +64,9 @@ LOGICAL_SETTINGS = (
     "track_commit_timestamp=on",
     "pglogical.conflict_resolution=last_update_wins",
     "max_worker_processes=16",
-    "synchronous_commit=off",
+    # A commit is acknowledged once its WAL is flushed locally (cheap: fsync is off). With `off`,
+    # decoding waits for the WAL writer's next round (up to 200 ms) before sending the change on.
+    "synchronous_commit=on",
     # A link blackholed one way (no reset) is noticed after this long, then the worker reconnects.
     "wal_receiver_timeout=10s",
     "wal_sender_timeout=10s",
