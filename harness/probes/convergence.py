@@ -129,11 +129,13 @@ class PostgresEndpoint:
         import psycopg
 
         if self._connection is None or self._connection.closed:
+            # Keep the DSN's own options (e.g. -c synchronous_commit=on): the keyword replaces them.
+            own = psycopg.conninfo.conninfo_to_dict(self.dsn).get("options") or ""
             self._connection = psycopg.connect(
                 self.dsn,
                 connect_timeout=1,
                 autocommit=True,
-                options=f"-c statement_timeout={_STATEMENT_TIMEOUT_MS}",
+                options=f"{own} -c statement_timeout={_STATEMENT_TIMEOUT_MS}".strip(),
             )
         return self._connection
 
