@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ._timers import timer_for
 from ._toxics import Toxic
 
 if TYPE_CHECKING:
@@ -47,7 +48,12 @@ Item = Chunk | _Eof | Close
 
 
 async def sleep_until(due: float) -> None:
-    """Sleep until time.monotonic() reaches `due`; loops because event-loop timers are coarse."""
+    """Sleep until time.monotonic() reaches `due`: on the loop's timerfd (sub-millisecond, its
+    wake-up delay compensated), else on the loop's timers, which wake on whole milliseconds."""
+    timer = timer_for(asyncio.get_running_loop())
+    if timer is not None:
+        await timer.until(due)
+        return
     while (remaining := due - time.monotonic()) > 0:
         await asyncio.sleep(remaining)
 

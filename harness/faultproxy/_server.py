@@ -20,6 +20,7 @@ from ._api import Api
 from ._collection import ProxyCollection
 from ._errors import ApiError
 from ._http import HttpServer
+from ._timers import close_timer, reduce_timer_slack
 
 log = logging.getLogger("harness.faultproxy")
 
@@ -150,10 +151,12 @@ class FaultProxy:
 
     def _run(self, config: list[Any] | None) -> None:
         loop = self._loop = new_event_loop()
+        reduce_timer_slack()  # this thread runs the loop: its timers wake on time
         try:
             loop.run_until_complete(self._main(config))
         finally:
             loop.run_until_complete(loop.shutdown_asyncgens())
+            close_timer(loop)
             loop.close()
             self._ready.set()
 
@@ -189,9 +192,11 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, config_path: Path |
     """Run the fault proxy in the foreground until SIGINT or SIGTERM, then close everything."""
     config = load_config(config_path) if config_path is not None else None
     loop = new_event_loop()
+    reduce_timer_slack()
     try:
         loop.run_until_complete(_serve(host, port, config, config_path))
     finally:
+        close_timer(loop)
         loop.close()
 
 
