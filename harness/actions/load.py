@@ -100,16 +100,19 @@ def start_load(
         ledger.Undo(_MODULE, "stop_load", {"stats_prefix": str(prefix)}),
     )
     at = time.monotonic()
-    if web_url is None:
-        assert count is not None
-        web_url = _launch(prefix, targets, count)
-        description = f"Locust master (pid {_state(prefix)['processes'][0]['pid']}) with {count} workers"
-        if count == 0:
-            description = f"Locust (pid {_state(prefix)['processes'][0]['pid']})"
-    else:
-        _write_state(prefix, {"mode": "attached", "web_url": web_url, "processes": [], "workers": None})
-        description = f"Locust master at {web_url}"
-    proofs = _swarm(prefix, web_url, targets, duration_seconds)
+    try:
+        if web_url is None:
+            assert count is not None
+            web_url = _launch(prefix, targets, count)
+        else:
+            _write_state(prefix, {"mode": "attached", "web_url": web_url, "processes": [], "workers": None})
+        proofs = _swarm(prefix, web_url, targets, duration_seconds)
+    except BaseException:
+        # Nothing half-started outlives a failed start (a worker that could not be spawned, an
+        # interrupt while waiting for the workers): stop what is there and close the fault.
+        stop_load(str(prefix), configuration)
+        raise
+    description = f"Locust at {web_url}"
     state = _state(prefix)
     return _faults.record_effect(
         configuration,
@@ -353,7 +356,8 @@ def _free_ports(count: int) -> list[int]:
 
 
 def _launch(prefix: Path, targets: list[dict[str, Any]], workers: int) -> str:
-    """Start a Locust master (or one process when `workers` is 0) and its workers on loopback."""
+    """Start a Locust master (or one process when `workers` is 0) and its workers on loopback; each
+    process is in `<prefix>.locust.json` before the next starts, so stop_load finds them all."""
     web_port, master_port = _free_ports(2)
     environment = {
         **os.environ,
