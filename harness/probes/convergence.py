@@ -398,7 +398,7 @@ def convergence(
     _check_whole("max_elements", max_elements, 100_000)
     configuration = configuration or {}
     dsns = postgres_endpoints(configuration)
-    settings = _Settings(
+    settings = Settings(
         duration_seconds, rate_hz, register_rate_hz, keys_per_epoch, epoch_seconds, poll_seconds,
         digest_seconds, timeout_seconds, settle_seconds, sustain_seconds, max_elements,
     )  # fmt: skip
@@ -406,7 +406,7 @@ def convergence(
 
 
 @dataclass(frozen=True, slots=True)
-class _Settings:
+class Settings:
     duration_seconds: float
     rate_hz: float
     register_rate_hz: float
@@ -421,7 +421,7 @@ class _Settings:
 
 
 def run(
-    settings: _Settings, endpoints: Mapping[str, Callable[[], Endpoint]], configuration: Mapping[str, Any]
+    settings: Settings, endpoints: Mapping[str, Callable[[], Endpoint]], configuration: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The probe over any endpoints (a factory per region: each thread opens its own)."""
     regions = sorted(endpoints)
@@ -527,7 +527,7 @@ def _write_loop(
     index: int,
     count: int,
     factory: Callable[[], Endpoint],
-    settings: _Settings,
+    settings: Settings,
     epochs: _Epochs,
     tracker: _Tracker,
     emit: Callable[[dict[str, Any]], None],
@@ -592,7 +592,7 @@ def _write_register(
 def _read_loop(
     region: str,
     factory: Callable[[], Endpoint],
-    settings: _Settings,
+    settings: Settings,
     tracker: _Tracker,
     done: threading.Event,
 ) -> None:
