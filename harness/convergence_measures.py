@@ -218,20 +218,39 @@ class PairStats:
     values: tuple[tuple[float, bool], ...]  # (seconds, seen) per write, sorted: the P(visible | t) curve
 
 
-def propagation_window(record: RunRecord) -> tuple[float, float, str]:
-    """Acknowledgements graded: from the first disruptive fault to its undo (the run's end when it
-    was never undone); the whole probe when no fault was journalled."""
-    from harness.measures import first_fault
+@dataclass(frozen=True, slots=True)
+class FaultSpan:
+    """The disruption: the first disruptive fault applied → the last one undone (a cut made of
+    several partitions heals when its last link does); `healed_seconds` None when one stayed open."""
 
-    fault = first_fault(record)
-    if fault is None:
+    applied_seconds: float
+    healed_seconds: float | None
+    faults: int
+
+
+def fault_span(record: RunRecord) -> FaultSpan | None:
+    from harness.measures import disruptive_faults
+
+    faults = disruptive_faults(record)
+    if not faults:
+        return None
+    undone = [f.undone_at_seconds for f in faults]
+    healed = None if any(u is None for u in undone) else max(u for u in undone if u is not None)
+    return FaultSpan(faults[0].applied_at_seconds, healed, len(faults))
+
+
+def propagation_window(record: RunRecord) -> tuple[float, float, str]:
+    """Acknowledgements graded: from the first disruptive fault to the last one's undo (the run's
+    end when one was never undone); the whole probe when no fault was journalled."""
+    span = fault_span(record)
+    if span is None:
         return -math.inf, math.inf, "every write of the probe (no fault journalled)"
-    end = fault.undone_at_seconds if fault.undone_at_seconds is not None else math.inf
+    end = span.healed_seconds if span.healed_seconds is not None else math.inf
     until = _fmt(end) if math.isfinite(end) else "the run's end"
     return (
-        fault.applied_at_seconds,
+        span.applied_seconds,
         end,
-        f"writes acknowledged from the fault at {_fmt(fault.applied_at_seconds)} to {until}",
+        f"writes acknowledged from the fault at {_fmt(span.applied_seconds)} to {until}",
     )
 
 
@@ -309,23 +328,21 @@ def propagation_p99_seconds(record: RunRecord) -> Measurement | None:
 
 
 def convergence_seconds(record: RunRecord) -> Measurement | None:
-    """Heal (the first disruptive fault undone) → every region holds identical data, by digest of
+    """Heal (the last disruptive fault undone) → every region holds identical data, by digest of
     every epoch closed before the heal, unchanged until the probe's last digest round (at least
     `sustain_seconds`). Censored when the regions still differed, or agreed too briefly, at the end."""
-    from harness.measures import first_fault
-
     name = "convergence_seconds"
     found = evidence(record)
     if found is None:
         return None
     if isinstance(found, str):
         return _missing(name, "seconds", found)
-    fault = first_fault(record)
-    if fault is None:
+    span = fault_span(record)
+    if span is None:
         return _missing(name, "seconds", "no disruptive fault journalled: no heal to time convergence from")
     if found.last_round is None:
         return _missing(name, "seconds", "no convergence.stopped event: the probe did not finish its digests")
-    heal = fault.undone_at_seconds
+    heal = span.healed_seconds
     cutoff = heal if heal is not None else found.last_round
     epochs = sorted(
         {e for (_, e) in found.digests if found.epoch_origin + (e + 1) * found.epoch_seconds <= cutoff}
@@ -350,7 +367,7 @@ def convergence_seconds(record: RunRecord) -> Measurement | None:
         if differing:
             return Measurement(
                 name,
-                found.last_round - fault.applied_at_seconds,
+                found.last_round - span.applied_seconds,
                 "seconds",
                 SOURCE,
                 f"the fault was never undone and the regions still differed at the last digest round "

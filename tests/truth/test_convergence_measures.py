@@ -395,3 +395,14 @@ def test_the_record_round_trips_through_json_with_the_same_figures() -> None:
         "lost_writes_count",
     ):
         assert measured(again, name) == measured(rec, name)
+
+
+def test_a_cut_of_several_links_heals_when_its_last_link_does() -> None:
+    first = FaultRecord("f1", "harness.actions.network.partition_regions", "a<->b", 3.0, 8.0, True)
+    second = FaultRecord("f2", "harness.actions.network.partition_regions", "a<->c", 3.1, 8.3, True)
+    rec = record([*agreed_digests(8, {4: 9.4}), stopped(at=19.0)], faults=(first, second))
+    found = measured(rec, "convergence_seconds")
+    assert found.value == pytest.approx(1.1) and "heal at 8.300 s" in found.evidence
+    samples = [propagation("a->b", 8.2, 5.0), propagation("b->a", 8.2, 5.0), propagation("a->b", 8.4, 9.0)]
+    p99 = measured(record([], samples, faults=(first, second)), "propagation_p99_seconds")
+    assert p99.value == pytest.approx(5.0)  # acknowledged after the last heal: not in the window
