@@ -287,7 +287,8 @@ def test_harness_run_pushes_its_fault_window_and_verdict(
     monitoring: Monitoring, run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`harness run --pushgateway --textfile` on a real harness fault (a partition on a fault proxy
-    in this process, held 0.8 s): Prometheus sees the fault window, then the run's verdict."""
+    in this process, held 1.2 s: several 200 ms scrapes even on a busy machine): Prometheus sees
+    the fault window, then the run's verdict; `harness suite --textfile` publishes it too."""
     from tests.journals.golden import regenerate
 
     monkeypatch.setenv("HARNESS_STATE_DIR", str(tmp_path / "state"))
@@ -298,10 +299,10 @@ def test_harness_run_pushes_its_fault_window_and_verdict(
     ]
     experiment = {
         "title": "golden harness-fault-met",
-        "description": "A proven partition held 0.8 s, as a run of the golden scenario.",
+        "description": "A proven partition held 1.2 s, as a run of the golden scenario.",
         "steady-state-hypothesis": regenerate.HEALTHY,
         "method": [
-            regenerate.PARTITION | {"pauses": {"after": 0.8}},
+            regenerate.PARTITION | {"pauses": {"after": 1.2}},
             regenerate.probe("measures", "measured_mapping", measurements=reported),
             regenerate.HEAL,
         ],
