@@ -61,6 +61,7 @@ class Evidence:
     finals: Mapping[str, Final]
     final_errors: Mapping[str, str]  # region → why its final state could not be read
     acked_elements: int | None  # None: no convergence.stopped event
+    silent_regions: tuple[str, ...]  # regions that acknowledged no element (per convergence.stopped)
     last_round: float | None  # the last digest round (convergence.stopped's time)
 
 
@@ -143,11 +144,12 @@ def evidence(record: RunRecord) -> Evidence | str | None:
         else:
             finals[found.region] = found
     stopped = [e for e in record.events if e.kind == "convergence.stopped"]
-    acked = None
+    acked, silent = None, ()
     if stopped:
         counts = stopped[-1].detail.get("acked_elements")
         if isinstance(counts, Mapping) and all(_number(v) for v in counts.values()):
             acked = int(sum(counts.values()))
+            silent = tuple(r for r in regions if not counts.get(r))
     return Evidence(
         regions=tuple(regions),
         pairs=tuple(pairs),
@@ -161,6 +163,7 @@ def evidence(record: RunRecord) -> Evidence | str | None:
         finals=finals,
         final_errors=errors,
         acked_elements=acked,
+        silent_regions=silent,
         last_round=stopped[-1].at_seconds if stopped else None,
     )
 
@@ -450,6 +453,10 @@ def lww_outcome(found: Evidence) -> LwwOutcome:
             f"{len(unstamped)} acknowledged write(s) without a commit timestamp "
             f"(first: {first.value} on {first.key})",
         )  # fmt: skip
+    # Nothing written proves nothing: every region must have had a register write acknowledged.
+    quiet = [r for r in found.regions if not any(w.acked and w.origin == r for w in found.writes)]
+    if quiet:
+        return LwwOutcome(len(keys), (), (), 0, f"no acknowledged register write in {', '.join(quiet)}")
     discarded: list[RegisterWrite] = []
     violations: list[str] = []
     disagreeing = 0
@@ -568,6 +575,8 @@ def lost_elements(record: RunRecord) -> Measurement | None:
         return _missing(name, "count", f"final state missing: {problem}")
     if found.acked_elements is None:
         return _missing(name, "count", "no convergence.stopped event counting the acknowledged elements")
+    if found.silent_regions:
+        return _missing(name, "count", f"no acknowledged element in {', '.join(found.silent_regions)}")
     lost = sorted(frozenset.intersection(*(f.missing_elements for f in found.finals.values())))
     text = f"{len(lost)} of {found.acked_elements} acknowledged element(s) held by no region at the end"
     if lost:
