@@ -298,3 +298,24 @@ def test_the_postgres_canary_writes_to_its_own_region_in_active_active() -> None
     endpoints = {"regions": regions, "links": links, "postgres_topology": "active-active"}
     targets = {t.region: t.dsn for t in targets_from_endpoints(endpoints, ["postgres"])}
     assert targets == {A: regions[A]["postgres_dsn"], B: regions[B]["postgres_dsn"]}
+
+
+def test_three_regions_replicate_each_write_once(tmp_path: Path) -> None:
+    """A full mesh of six subscriptions: every write reaches both other regions directly, and never
+    a second time through the third region (forward_origins '{}'), which pglogical would log as an
+    INSERT conflict on a key that already exists."""
+    scenario = dataclasses.replace(active_active(3), links=())  # no link latency: a quick start
+    with up(scenario, tmp_path / "three", components={"proxy", "postgres"}) as box:
+        configuration = dict(box.endpoints)
+        regions = list(configuration["regions"])
+        assert len(configuration["replication"]) == 6
+        for region in regions:
+            _sql(configuration, region, "INSERT INTO convergence_elements (id, origin) VALUES (%s, %s)",
+                 (f"mesh-{region}", region))  # fmt: skip
+        expected = [(f"mesh-{r}",) for r in sorted(regions)]
+        query = "SELECT id FROM convergence_elements WHERE id LIKE 'mesh-%%' ORDER BY id"
+        for region in regions:
+            eventually(lambda region=region: _sql(configuration, region, query) == expected, 10)
+        time.sleep(0.2)  # a looping change would arrive one hop later than the direct one
+        logs = [(box.directory / "logs" / f"postgres-{r}.log").read_text() for r in regions]
+        assert not [line for log in logs for line in log.splitlines() if "CONFLICT" in line]
