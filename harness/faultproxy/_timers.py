@@ -26,7 +26,7 @@ TFD_NONBLOCK = os.O_NONBLOCK
 TFD_CLOEXEC = os.O_CLOEXEC
 PR_SET_TIMERSLACK = 29
 MAX_LEAD_SECONDS = 0.0005  # never release data more than this ahead of its deadline
-_LEAD_STEP_SECONDS = 2e-6  # how far one firing moves the lead
+_LEAD_STEP_SECONDS = 10e-6  # how far one wake-up moves the lead
 
 
 class _Timespec(ctypes.Structure):
