@@ -130,3 +130,39 @@ def test_a_region_whose_replication_stopped_is_a_violation_and_never_converges(
     assert converged is not None and converged.lower_bound and "still differed" in converged.evidence
     lost = measures.measure(record, "lost_writes_count")
     assert lost is not None and lost.value == 0  # A still holds them: late, not lost
+
+
+def test_a_stop_request_ends_the_probe_within_a_second(estate: dict[str, Any], tmp_path) -> None:
+    import threading
+
+    configuration = {**estate, "run_dir": str(tmp_path)}
+    threading.Timer(0.5, lambda: (tmp_path / "stop").touch()).start()
+    started = time.monotonic()
+    output = convergence(60.0, settle_seconds=60.0, configuration=configuration)
+    assert time.monotonic() - started < 1.5
+    finals = [e for e in output["events"] if e["kind"] == "convergence.final"]
+    assert len(finals) == 2 and all("registers" in e["detail"] for e in finals)  # still read at the end
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        ({"duration_seconds": -1}, "duration_seconds"),
+        ({"duration_seconds": 1, "rate_hz": 500}, "rate_hz"),
+        ({"duration_seconds": 1, "keys_per_epoch": True}, "keys_per_epoch"),
+    ],
+)
+def test_bad_arguments_name_the_field(arguments: dict[str, Any], field: str) -> None:
+    from harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=field):
+        convergence(
+            **arguments, configuration={"regions": {"a": {"postgres_dsn": "x"}, "b": {"postgres_dsn": "y"}}}
+        )
+
+
+def test_one_region_is_not_active_active() -> None:
+    from harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="at least two regions"):
+        convergence(1.0, configuration={"regions": {"a": {"postgres_dsn": "x"}}})
