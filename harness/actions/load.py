@@ -328,7 +328,7 @@ def _worker_count(workers: int | None, configuration: Mapping[str, Any]) -> int:
     elif (scenario_workers := _scenario_workers(configuration)) is not None:
         value, field = scenario_workers
     else:
-        return os.cpu_count() or 1
+        return len(os.sched_getaffinity(0)) or 1  # the cores this process may run on (cpusets too)
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_WORKERS:

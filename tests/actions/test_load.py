@@ -226,7 +226,7 @@ def test_scenario_load_workers_is_read_and_checked(tmp_path: Path) -> None:
     assert _worker_count(None, {"scenario_path": str(good)}) == 3
     assert _worker_count(1, {"scenario_path": str(good)}) == 1  # the experiment's argument wins
     assert _worker_count(None, {"locust_workers": "2", "scenario_path": str(good)}) == 2
-    assert _worker_count(None, {}) == (os.cpu_count() or 1)
+    assert _worker_count(None, {}) == len(os.sched_getaffinity(0))  # one per core
     bad = tmp_path / "bad.yaml"
     bad.write_text(json.dumps({**document, "load": {"workers": -1}}))
     with pytest.raises(ConfigError, match=r"bad\.yaml.*load\.workers"):

@@ -6,12 +6,17 @@ and workers next to the CronJobs."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import kubernetes.client
 import yaml
 
+from harness.actions.load import LOCUSTFILE
 from harness.model import ExperimentRef, Region, Scenario
 from harness.schedule import (
     CADENCES,
@@ -139,3 +144,34 @@ def test_locust_master_and_workers_export_next_to_the_cronjobs() -> None:
             assert f"--locust-master {locust_service_name(scenario)}:8089" in " ".join(command)
         else:
             assert "--locust-master" not in command
+
+
+def test_the_exported_locust_targets_and_target_secret_make_the_locustfile_users(tmp_path: Path) -> None:
+    """What a Locust pod does at start: read the ConfigMap's targets, take each region's URL from
+    the mounted endpoints file (a fresh interpreter: locust is never imported next to requests)."""
+    documents = list(yaml.safe_load_all(export_cronjobs(ESTATE, locust_workers=2)))
+    (config,) = [d for d in documents if d["kind"] == "ConfigMap" and "aeon-nova" in d["metadata"]["name"]]
+    endpoints = tmp_path / "endpoints.json"
+    endpoints.write_text(json.dumps({"regions": {"us-east-1": {"api_url": "http://127.0.0.1:18080"}}}))
+    show = (
+        "import importlib.util, json, sys; spec = importlib.util.spec_from_file_location('lf', sys.argv[1]); "
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
+        "print(json.dumps({n: [c.host, c.fixed_count, c.requests_per_second] "
+        "for n, c in vars(module).items() if n.startswith('Region_')}))"
+    )
+    environment = {
+        **os.environ,
+        "HARNESS_LOAD_TARGETS": config["data"]["targets.json"],
+        "HARNESS_ENDPOINTS": str(endpoints),
+    }
+    shown = subprocess.run(
+        [sys.executable, "-c", show, str(LOCUSTFILE)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout.splitlines()[-1]) == {
+        "Region_us_east_1": ["http://127.0.0.1:18080", 2, 20.0]
+    }
