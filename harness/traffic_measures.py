@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from harness import measures
 from harness.measures import CanaryRun, answer_seconds, percentile
@@ -63,6 +63,7 @@ class TrafficSettings:
     residency: Mapping[str, tuple[str, ...]] | None  # None: no residency rules recorded at all
     home: Mapping[str, str]  # client region -> home serving region
     health: Mapping[str, object]
+    client_backends: Mapping[str, str] = field(default_factory=dict)  # client region -> balancer backend
 
     def allowed(self, client: str) -> tuple[str, ...] | None:
         """The regions allowed to serve `client`; None when any region may."""
@@ -105,7 +106,11 @@ def settings(record: RunRecord) -> TrafficSettings | str:
     for client in clients:
         home.setdefault(client, client)
     health = detail.get("health") if isinstance(detail.get("health"), Mapping) else {}
+    backends = detail.get("client_backends")
     return TrafficSettings(
+        client_backends={str(k): str(v) for k, v in backends.items()}
+        if isinstance(backends, Mapping)
+        else {},
         client_regions=clients,
         serving_regions=_strings(detail.get("serving_regions")) or clients,
         residency=residency,
@@ -674,15 +679,21 @@ def timeline(record: RunRecord) -> list[Moment]:
     traffic = settings(record)
     serving = traffic.serving_regions if isinstance(traffic, TrafficSettings) else ()
     regions = set(faulted_regions(fault, serving))
+    # The balancer steps that matter are those of the backends serving the faulted region's own
+    # clients (another client region's backend checks the same server on its own schedule).
+    backends: set[str] = set()
+    if isinstance(traffic, TrafficSettings):
+        homed = [c for c in traffic.client_regions if traffic.home.get(c) in regions]
+        backends = {traffic.client_backends[c] for c in homed if c in traffic.client_backends}
     end = math.inf if fault.undone_at_seconds is None else fault.undone_at_seconds
     for kind, label in (
         ("traffic.check_failed", "health check first failed"),
         ("traffic.server_down", "balancer marked the region down"),
         ("traffic.drain", "balancer draining the region"),
     ):
-        event = _first(record.events, kind, fault.applied_at_seconds, end, regions)
+        event = _first(record.events, kind, fault.applied_at_seconds, end, regions, backends)
         if event is not None:
-            moments.append(Moment(event.at_seconds, label, f"{event.detail.get('region', '')} (polled)"))
+            moments.append(Moment(event.at_seconds, label, _where(event)))
     run = traffic_run(record)
     if isinstance(run, CanaryRun) and isinstance(traffic, TrafficSettings):
         judged = replace(run, samples=judge(run, traffic).samples)
@@ -713,27 +724,32 @@ def timeline(record: RunRecord) -> list[Moment]:
                 )
     if fault.undone_at_seconds is not None:
         moments.append(Moment(fault.undone_at_seconds, "fault undone", fault.target))
-        up = _first(record.events, "traffic.server_up", fault.undone_at_seconds, math.inf, regions) or _first(
-            record.events, "traffic.ready", fault.undone_at_seconds, math.inf, regions
+        up = _first(record.events, "traffic.server_up", fault.undone_at_seconds, math.inf, regions, backends)
+        up = up or _first(
+            record.events, "traffic.ready", fault.undone_at_seconds, math.inf, regions, backends
         )
         if up is not None:
-            moments.append(
-                Moment(
-                    up.at_seconds, "balancer marked the region up", f"{up.detail.get('region', '')} (polled)"
-                )
-            )
+            moments.append(Moment(up.at_seconds, "balancer marked the region up", _where(up)))
     return sorted(moments, key=lambda m: m.at_seconds)
 
 
-def _first(events: Sequence[Event], kind: str, start: float, end: float, regions: set[str]) -> Event | None:
+def _first(
+    events: Sequence[Event], kind: str, start: float, end: float, regions: set[str], backends: set[str]
+) -> Event | None:
     found = [
         e
         for e in events
         if e.kind == kind
         and start <= e.at_seconds <= end
         and (not regions or e.detail.get("region") in regions)
+        and (not backends or e.detail.get("backend") in backends)
     ]
     return min(found, key=lambda e: e.at_seconds, default=None)
+
+
+def _where(event: Event) -> str:
+    backend = event.detail.get("backend")
+    return f"{event.detail.get('region', '')}" + (f" in {backend}" if backend else "") + " (polled)"
 
 
 DERIVED = {

@@ -307,6 +307,9 @@ def _settings_event(traffic: Mapping[str, Any], rate_hz: float, poll: float, at:
         "client_region_header": str(traffic.get("client_region_header", "X-Client-Region")),
         "served_by_header": str(traffic.get("served_by_header", "X-Served-By")),
         "policy": traffic.get("policy", ""),
+        # Which balancer backend serves each client region: the timeline's balancer steps are the
+        # ones of the faulted region's own clients.
+        "client_backends": {client: backend for backend, client in _client_backends(traffic).items()},
         "serving_order": dict(traffic.get("serving_order") or {}),
         "watcher": {
             "source": "HAProxy runtime API: show servers state",

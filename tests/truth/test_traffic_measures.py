@@ -342,3 +342,23 @@ def test_p99_counts_the_users_a_slow_answer_held_back_coordinated_omission() -> 
     p99 = measures.measure(rec, "traffic_p99_latency_seconds")
     assert p99.value >= 2.0 - 4 / RATE  # among the 31 latencies the wait held back (2 s - k/16)
     assert "31 more held back" in p99.evidence
+
+
+def test_the_timeline_follows_the_backend_of_the_faulted_regions_own_clients() -> None:
+    # us-east-1 is also a backup server of eu-west-1's backend, checked on its own schedule: that
+    # backend marks it down first, but us-east-1's clients move only when their backend does.
+    rec = kill_record(switch(EAST, 10.0, WEST, outage_until=10.6), home(WEST))
+    settings = Event(0.0, "traffic.settings", "traffic", {
+        "client_regions": [EAST, WEST], "serving_regions": [EAST, WEST],
+        "client_backends": {EAST: "client-us-east-1", WEST: "client-eu-west-1"}})  # fmt: skip
+    balancer = [
+        Event(10.1, "traffic.server_down", "traffic", {"region": EAST, "backend": "client-eu-west-1"}),
+        Event(10.6, "traffic.server_down", "traffic", {"region": EAST, "backend": "client-us-east-1"}),
+    ]
+    rec = record(
+        rec.samples,
+        rec.faults,
+        (*[e for e in rec.events if e.kind != "traffic.settings"], settings, *balancer),
+    )
+    (down,) = [m for m in traffic_measures.timeline(rec) if m.what == "balancer marked the region down"]
+    assert down.at_seconds == 10.6 and "client-us-east-1" in down.detail
