@@ -87,22 +87,31 @@ def visibility_chart(stats: dict[str, cm.PairStats | None]) -> Markup:
     with matplotlib.rc_context(_charts._RC):
         figure = Figure(figsize=(9, 3.2))
         axes = figure.subplots()
+        seen_values = [v * 1000 for s in drawn.values() for v, ok in s.values if ok and v > 0]
+        # Fast pairs (milliseconds) beside a cut one (seconds): a log axis keeps both readable.
+        logarithmic = bool(seen_values) and max(seen_values) > 20 * min(seen_values)
+        start = min(seen_values) if logarithmic else 0.0
         for index, (pair, s) in enumerate(sorted(drawn.items())):
-            times = [0.0]
+            times = [start]
             shares = [0.0]
             seen = 0
             for value, ok in s.values:
                 if ok:
                     seen += 1
-                    times.append(value * 1000)
+                    times.append(max(start, value * 1000))
                     shares.append(seen / s.writes)
             style = {**_charts._style(index), "marker": None}
             axes.step(times, shares, where="post", label=_charts._plain(pair), **style)
         for level in (0.5, 0.95, 0.99):
             axes.axhline(level, color="#999999", linewidth=0.6, linestyle=":")
         axes.set_ylim(0, 1.02)
-        axes.set_xlim(left=0)
-        axes.set_xlabel("t: milliseconds after the write was acknowledged")
+        if logarithmic:
+            axes.set_xscale("log")
+        else:
+            axes.set_xlim(left=0)
+        axes.set_xlabel(
+            "t: milliseconds after the write was acknowledged" + (" (log scale)" if logarithmic else "")
+        )
         axes.set_ylabel("P(visible | t)")
         axes.set_title("Writes visible in the other region within t")
         _charts._legend_below(figure, axes)
