@@ -464,8 +464,10 @@ def _repoint(primary: Component, followers: list[Component]) -> bool:
 
 def _rejoin_if_superseded(directory: Path, component: Component) -> str:
     """Before a stopped PostgreSQL server starts again: when another server is primary now, make it
-    start as that server's standby (never a second primary). The new primary's address, or ""."""
-    if component.kind != "postgres":
+    start as that server's standby (never a second primary). The new primary's address, or "".
+    An active-active server (role ``active``, harness.sandbox.pglogical) is a writer by design and
+    comes back as one."""
+    if component.kind != "postgres" or component.role == "active":
         return ""
     servers = _postgres_components(directory)
     others = {port: c for port, c in servers.items() if port != component.port}

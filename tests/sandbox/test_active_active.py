@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from harness import ledger
-from harness.actions import network, replication
+from harness.actions import instances, network, replication
 from harness.errors import ConfigError
 from harness.loading import load_experiment, load_scenario
 from harness.model import PostgresSettings
@@ -152,6 +152,29 @@ def test_recover_undoes_a_stopped_intake(estate) -> None:
     subscription = configuration["replication"][f"{A}->{B}"]["subscription"]
     statuses = replication.subscription_status(configuration["regions"][B]["postgres_dsn"])
     assert statuses[subscription] == "replicating"
+
+
+def test_a_restarted_region_comes_back_writable_and_replicating(estate) -> None:
+    """An instance fault on one region's server: restarted, it is a writer again (never turned into
+    a standby of another region, as a superseded primary-standby primary would be)."""
+    _, configuration = estate
+    stopped = instances.stop_instance(f"postgres-{B}", configuration=configuration)
+    assert stopped["effect_proven"], stopped["evidence"]
+    _sql(configuration, A, "INSERT INTO convergence_elements (id, origin) VALUES ('while-down', %s)", (A,))
+    started = instances.start_instance(f"postgres-{B}", configuration=configuration)
+    assert "rejoined_as_standby_of" not in started
+    eventually(
+        lambda: _answers(lambda: _sql(configuration, B, "SELECT NOT pg_is_in_recovery()")) == [(True,)]
+    )
+    eventually(lambda: _answers(lambda: _has_element(configuration, B, "while-down")), 10)
+
+
+def _answers(query: Callable[[], Any]) -> Any:
+    """The query's result, or None while the server is still recovering from its crash."""
+    try:
+        return query()
+    except psycopg.OperationalError:
+        return None
 
 
 def test_teardown_leaves_nothing(estate) -> None:
