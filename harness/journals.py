@@ -27,7 +27,8 @@ What a journal holds, and where it lands in the record (docs/journals.md is the 
   2. a method or rollback probe NAMED like a known measure (``failover_seconds``) whose output is
      a number: that measure, in its base unit;
   3. a method or rollback probe whose output is a mapping with keys named like known measures
-     (``{"replication_lag_seconds": 0.25}``): each such number.
+     (``{"replication_lag_seconds": 0.25}``): each such number; ``lower_bound: true`` in the
+     mapping (as harness.probes.failover.failover_time says it) makes them lower bounds.
   A mapped probe that failed or returned something other than a number gives the measure with no
   value (unknown, saying why). Steady-state probes map only through (1): they run before or after
   the fault window. Two readings of one measure that differ give no value: which one a target
@@ -480,14 +481,24 @@ def _mapped(entry: _Entry) -> Iterator[Measurement]:
                 entry.name, None, unit, source, f"probe {entry.name} returned {_shown(output)}, not a number"
             )
     if isinstance(output, Mapping) and entry.status == "succeeded":
+        # The harness's probes say `lower_bound: true` beside a value that is only "at least"
+        # (the system had not recovered yet) and explain it in `evidence`: both hold for every
+        # measure of the mapping (a lower bound never passes an upper limit).
+        lower = output.get("lower_bound", False)
+        if not isinstance(lower, bool):
+            raise RecordError(
+                f"{entry.where}.output.lower_bound", f"expected true or false, got {_shown(lower)}"
+            )
+        said = output.get("evidence") if isinstance(output.get("evidence"), str) else ""
         for key, value in output.items():
             if key == "measurements" or not isinstance(key, str) or not measure_names.is_known(key):
                 continue
             unit = unit_of(key)
             if _is_number(value) and math.isfinite(value):
-                yield Measurement(
-                    key, float(value), unit, source, f"probe {entry.name} returned {key}={value:g} ({unit})"
+                evidence = f"probe {entry.name} returned {key}={value:g} ({unit})" + (
+                    f": {said}" if said else ""
                 )
+                yield Measurement(key, float(value), unit, source, evidence, lower_bound=lower)
             else:
                 yield Measurement(
                     key,

@@ -333,3 +333,20 @@ def test_a_journal_of_the_harness_control_is_graded_from_its_run_json(run_cli, t
     path.write_text(json.dumps(journal))
     alone = run_cli("score", str(path), "--scenario", str(SCENARIO))
     assert alone.exit_code == 3 and "missing" in alone.stderr  # status failed: never better than unknown
+
+
+def test_a_censored_reading_in_a_probe_mapping_never_passes_an_upper_limit(scenario) -> None:
+    """harness.probes.failover.failover_time returns {"failover_seconds": x, "lower_bound": true}
+    when the canary had not recovered: x is only a lower bound, whatever the key says."""
+    journal = copy.deepcopy(_journal("harness-fault-met"))
+    probe = next(e for e in journal["run"] if e["activity"]["name"] == "failover_seconds")
+    probe["activity"]["name"] = "failover-time"
+    probe["output"] = {"failover_seconds": 1.5, "evidence": "not recovered yet", "lower_bound": True}
+    grade, reading = _grade(journal, scenario)
+    failover = next(c for c in grade.checks if c.target == "failover_time")
+    assert failover.verdict is Verdict.UNKNOWN and failover.lower_bound
+    assert "not recovered yet" in reading.record.measurement("failover_seconds").evidence
+    probe["output"]["lower_bound"] = "yes"
+    with pytest.raises(RecordError) as error:
+        _grade(journal, scenario)
+    assert error.value.field == "run[1].output.lower_bound"
