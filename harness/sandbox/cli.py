@@ -41,7 +41,7 @@ def _endpoint_rows(endpoints: dict) -> list[tuple[str, str, str]]:
         for key in ("api_url", "redis_url", "postgres_dsn"):
             if key in entry:
                 rows.append((label, key, entry[key]))
-    for key in ("redis_sentinels", "faultproxy_url", "prometheus_url"):
+    for key in ("postgres_topology", "redis_sentinels", "faultproxy_url", "prometheus_url"):
         if key in endpoints:
             value = endpoints[key]
             rows.append(("", key, ", ".join(value) if isinstance(value, list) else value))
@@ -55,14 +55,30 @@ def up(
     components: Annotated[
         list[str] | None, typer.Option("--component", help="Start only these kinds (repeatable).")
     ] = None,
+    postgres_topology: Annotated[
+        str | None,
+        typer.Option(
+            "--postgres-topology",
+            help="primary-standby or active-active, instead of the scenario's (as an experiment may ask).",
+        ),
+    ] = None,
 ) -> None:
     """Start the scenario's sandbox and print its endpoints (also written to DIR/endpoints.json, and
     as a Chaos Toolkit var-file to DIR/ctk-vars.json)."""
     from harness import sandbox
-    from harness.loading import load_scenario
+    from harness.loading import POSTGRES_TOPOLOGIES, load_scenario
+    from harness.sandbox.topology import experiment_scenario
 
     try:
         loaded = load_scenario(scenario)
+        if postgres_topology is not None:
+            if postgres_topology not in POSTGRES_TOPOLOGIES:
+                raise ConfigError(
+                    "--postgres-topology",
+                    "",
+                    f"expected one of {', '.join(POSTGRES_TOPOLOGIES)}, got {postgres_topology!r}",
+                )
+            loaded = experiment_scenario(loaded, {"postgres_topology": postgres_topology})
         started = sandbox.up(
             loaded,
             directory,
