@@ -29,6 +29,8 @@ What a journal holds, and where it lands in the record (docs/journals.md is the 
   3. a method or rollback probe whose output is a mapping with keys named like known measures
      (``{"replication_lag_seconds": 0.25}``): each such number; ``lower_bound: true`` in the
      mapping (as harness.probes.failover.failover_time says it) makes them lower bounds.
+  The harness's own probes (``harness.probes.*``) map only through (1), and through (3) where
+  GRADED_PROBE_KEYS says the key is the measure over the fault window (a single reading is not).
   A mapped probe that failed or returned something other than a number gives the measure with no
   value (unknown, saying why). Steady-state probes map only through (1): they run before or after
   the fault window. Two readings of one measure that differ give no value: which one a target
@@ -63,6 +65,13 @@ _PHASES = ("hypothesis-before", "method", "hypothesis-after", "rollback")
 # Phases whose probes measure the fault window (mapped by name or key, rule 2 and 3).
 _WINDOW_PHASES = ("method", "rollback")
 _MEASUREMENT_STRINGS = ("source", "evidence", "missed_because")
+HARNESS_PROBES_PREFIX = "harness.probes."
+# Harness probes whose output keys are graded measures (rule 3): failover_time's failover_seconds
+# is the canary's failover over the fault window (harness.measures), with its lower_bound. Others
+# are not: replication_lag_seconds is one marker reading, a steady-state check, not the worst lag.
+GRADED_PROBE_KEYS: dict[str, tuple[str, ...]] = {
+    "harness.probes.failover.failover_time": ("failover_seconds",),
+}
 
 
 def is_run_file(data: Any) -> bool:
@@ -467,6 +476,14 @@ def _mapped(entry: _Entry) -> Iterator[Measurement]:
     """Rule 2 (a probe named like a measure) and rule 3 (output keys named like measures)."""
     source = f"journal probe {entry.name}"
     output = entry.output
+    module = str(entry.provider.get("module", ""))
+    if module.startswith(HARNESS_PROBES_PREFIX):
+        # The harness's probes report what grades in their `measurements` list (rule 1); a key
+        # of theirs is graded only where the probe computes the measure over the fault window.
+        graded = GRADED_PROBE_KEYS.get(f"{module}.{entry.provider.get('func', '')}", ())
+        if not isinstance(output, Mapping) or entry.status != "succeeded" or not graded:
+            return
+        output = {k: v for k, v in output.items() if k in graded or k in ("lower_bound", "evidence")}
     if measure_names.is_known(entry.name):
         unit = unit_of(entry.name)
         if entry.status != "succeeded":

@@ -350,3 +350,33 @@ def test_a_censored_reading_in_a_probe_mapping_never_passes_an_upper_limit(scena
     with pytest.raises(RecordError) as error:
         _grade(journal, scenario)
     assert error.value.field == "run[1].output.lower_bound"
+
+
+def test_a_harness_probe_maps_only_what_it_grades(scenario) -> None:
+    """harness.probes.replication.replication_lag_seconds is one marker reading (its doc: not graded,
+    a steady-state check): it must not stand for the worst lag over the fault window. The harness's
+    failover_time returns the canary's failover over the fault window: that one grades."""
+    journal = copy.deepcopy(_journal("harness-fault-met"))
+    lag = next(e for e in journal["run"] if e["activity"]["name"] == "replication-lag")
+    lag["activity"]["provider"] = {
+        "type": "python",
+        "module": "harness.probes.replication",
+        "func": "replication_lag_seconds",
+    }
+    lag["output"] = {
+        "replication_lag_seconds": 0.01,
+        "replicas": {"eu-west-1": 0.01},
+        "evidence": "one marker",
+    }
+    failover = next(e for e in journal["run"] if e["activity"]["name"] == "failover_seconds")
+    failover["activity"]["name"] = "failover-time"
+    failover["activity"]["provider"] = {
+        "type": "python",
+        "module": "harness.probes.failover",
+        "func": "failover_time",
+    }
+    failover["output"] = {"failover_seconds": 1.5, "evidence": "canary", "lower_bound": False}
+    grade, reading = _grade(journal, scenario)
+    assert reading.record.measurement("replication_lag_seconds") is None
+    verdicts = {c.target: c.verdict for c in grade.checks}
+    assert verdicts == {"failover_time": Verdict.PASS, "replication_lag": Verdict.UNKNOWN}
