@@ -531,6 +531,11 @@ def lww_discarded_writes_count(record: RunRecord) -> Measurement | None:
         f"{len(outcome.discarded)} acknowledged write(s) overwritten by a concurrent later write, "
         f"over {outcome.keys} key(s)"
     )
+    start, end, _ = propagation_window(record)
+    during = sum(1 for w in outcome.discarded if start <= w.at_seconds <= end)
+    if math.isfinite(start):
+        # Outside the fault, two regions writing one key within the propagation delay conflict too.
+        text += f" ({during} acknowledged during the fault, {len(outcome.discarded) - during} outside it)"
     if shown:
         text += f": {_examples(shown)}"
     if outcome.disagreeing_keys:

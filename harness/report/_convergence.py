@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from markupsafe import Markup
 
 from harness import convergence_measures as cm
+from harness import measures
 from harness.model import Event, RunRecord
 from harness.report import _charts
+from harness.report._format import quantity_text
 
 # The probe's bulk evidence: in the record for grading, too many to list on the page.
 BULK_EVENTS = ("convergence.register_write", "convergence.digest")
@@ -28,10 +30,43 @@ class PairRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Figure:
+    label: str
+    value: str
+    note: str  # the evidence, or why the figure is missing
+
+
+@dataclass(frozen=True, slots=True)
 class PropagationView:
     rows: tuple[PairRow, ...]
     chart_svg: Markup
     caption: str
+    # Convergence, last-write-wins losses and violations, lost writes: shown whether or not the
+    # scenario targets them (the data loss last-write-wins causes by design is visible either way).
+    figures: tuple[Figure, ...] = ()
+
+
+FIGURES = (
+    ("Convergence after the heal", "convergence_seconds"),
+    ("Writes discarded by last-write-wins", "lww_discarded_writes_count"),
+    ("Last-write-wins violations", "lww_violations_count"),
+    ("Acknowledged writes lost", "lost_writes_count"),
+)
+
+
+def _figures(record: RunRecord) -> tuple[Figure, ...]:
+    shown = []
+    for label, name in FIGURES:
+        found = measures.measure(record, name)
+        if found is None:
+            continue
+        value = (
+            "unknown"
+            if found.value is None
+            else quantity_text(found.value, found.unit, lower_bound=found.lower_bound)
+        )
+        shown.append(Figure(label, value, found.evidence))
+    return tuple(shown)
 
 
 def is_bulk(event: Event) -> bool:
@@ -48,7 +83,7 @@ def propagation_view(record: RunRecord) -> PropagationView | None:
     if found is None:
         return None
     if isinstance(found, str):
-        return PropagationView((), Markup(""), f"No data: {found}.")
+        return PropagationView((), Markup(""), f"No data: {found}.", _figures(record))
     stats = cm.pair_stats(record, found.pairs)
     rows = []
     for pair, s in stats.items():
@@ -75,7 +110,7 @@ def propagation_view(record: RunRecord) -> PropagationView | None:
         f"trip; a write not seen in time counts as not visible. {bulk:,} register-write and digest events "
         "are in the run record, not listed below."
     )
-    return PropagationView(tuple(rows), visibility_chart(stats), caption)
+    return PropagationView(tuple(rows), visibility_chart(stats), caption, _figures(record))
 
 
 def visibility_chart(stats: dict[str, cm.PairStats | None]) -> Markup:

@@ -153,8 +153,10 @@ def test_k_conflicting_writes_are_k_discarded_and_no_violation(k: int) -> None:
     violations = measured(rec, "lww_violations_count")
     assert discarded.value == k and not discarded.lower_bound
     assert violations.value == 0, violations.evidence
-    if k:
-        assert "a:0" in discarded.evidence
+    assert (
+        "a:0" in discarded.evidence
+        and f"({k} acknowledged during the fault, 0 outside it)" in discarded.evidence
+    )
 
 
 def test_a_write_built_on_the_other_is_an_overwrite_not_a_discard() -> None:
