@@ -23,9 +23,8 @@ def test_the_run_page_shows_each_pair_and_the_visibility_curve() -> None:
     assert "<svg" in view.propagation.chart_svg and "P(visible | t)" in view.propagation.chart_svg
     assert not any(e.kind == "convergence.digest" for e in view.events)
     labels = {f.label: f.value for f in view.propagation.figures}
-    assert labels["Convergence after the heal"] == "unknown" or labels["Convergence after the heal"].endswith(
-        "s"
-    )
+    assert labels["Convergence after the heal"] == "100 ms"
+    assert labels["Writes discarded by last-write-wins"] == "unknown"  # no final state: never a silent 0
     html = render_run_html(view)
     assert "Propagation between regions" in html and "109.0 ms" in html
 
