@@ -21,9 +21,9 @@ What a journal holds, and where it lands in the record (docs/journals.md is the 
   whose result lists it in ``closed_fault_ids`` (else not known to be undone). Any other action
   stays in the journal, where the scorer sees it ran outside the fault ledger: no proof of effect.
 * measures, from probes:
-  1. ``output.measurements`` (the harness's probes report this list) in any phase, each entry a
-     Measurement (``name``, ``value``, ``unit``, optional ``source``, ``evidence``, ``lower_bound``,
-     ``missed_because``);
+  1. ``output.measurements`` (the harness's probes and load actions report this list) in the
+     method or the rollbacks, each entry a Measurement (``name``, ``value``, ``unit``, optional
+     ``source``, ``evidence``, ``lower_bound``, ``missed_because``);
   2. a method or rollback probe NAMED like a known measure (``failover_seconds``) whose output is
      a number: that measure, in its base unit;
   3. a method or rollback probe whose output is a mapping with keys named like known measures
@@ -32,8 +32,8 @@ What a journal holds, and where it lands in the record (docs/journals.md is the 
   The harness's own probes (``harness.probes.*``) map only through (1), and through (3) where
   GRADED_PROBE_KEYS says the key is the measure over the fault window (a single reading is not).
   A mapped probe that failed or returned something other than a number gives the measure with no
-  value (unknown, saying why). Steady-state probes map only through (1): they run before or after
-  the fault window. Two readings of one measure that differ give no value: which one a target
+  value (unknown, saying why). Steady-state probes map through none of these: they run before or
+  after the fault window. Two readings of one measure that differ give no value: which one a target
   means is ambiguous.
 * canary samples are not read: their clock is the probing process's monotonic clock, whose origin
   a journal does not hold. Measures derived from samples then come from the probes' reports.
@@ -431,7 +431,8 @@ def _measurements(entries: Sequence[_Entry]) -> list[Measurement]:
         if isinstance(output, Mapping) and isinstance(output.get("measurements"), list):
             for index, raw in enumerate(output["measurements"]):
                 found = _reported(raw, f"{entry.where}.output.measurements[{index}]", entry.name)
-                readings.setdefault(found.name, []).append(found)
+                if entry.phase in _WINDOW_PHASES:  # a steady-state probe ran outside the fault window
+                    readings.setdefault(found.name, []).append(found)
         if entry.kind != "probe" or entry.phase not in _WINDOW_PHASES:
             continue
         for found in _mapped(entry):

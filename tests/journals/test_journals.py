@@ -380,3 +380,11 @@ def test_a_harness_probe_maps_only_what_it_grades(scenario) -> None:
     assert reading.record.measurement("replication_lag_seconds") is None
     verdicts = {c.target: c.verdict for c in grade.checks}
     assert verdicts == {"failover_time": Verdict.PASS, "replication_lag": Verdict.UNKNOWN}
+
+
+def test_steady_state_probes_grade_nothing_even_through_a_measurements_list() -> None:
+    """A hypothesis probe runs before (or after) the fault window: its error ratio of 0 says
+    nothing about the fault."""
+    calm = {"measurements": [{"name": "error_ratio", "value": 0.0, "unit": "ratio"}]}
+    assert _measures(before=[_probe("canary", calm)]) == {}
+    assert _measures(_probe("canary", calm))["error_ratio"].value == 0.0
