@@ -27,6 +27,7 @@ class PairRow:
     p99: str
     maximum: str
     not_seen: str  # writes not seen in time (their figures are lower bounds)
+    stale_reads: str  # reads sent after a write's acknowledgement that did not show it
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +86,13 @@ def propagation_view(record: RunRecord) -> PropagationView | None:
     if isinstance(found, str):
         return PropagationView((), Markup(""), f"No data: {found}.", _figures(record))
     stats = cm.pair_stats(record, found.pairs)
+    stopped = [e for e in record.events if e.kind == "convergence.stopped"]
+    stale = stopped[-1].detail.get("stale_reads") if stopped else None
+    stale = stale if isinstance(stale, dict) else {}
     rows = []
     for pair, s in stats.items():
         if s is None:
-            rows.append(PairRow(pair, "0", "—", "—", "—", "—", "no reading in the window"))
+            rows.append(PairRow(pair, "0", "—", "—", "—", "—", "no reading in the window", "—"))
             continue
         late = s.not_seen > 0
         rows.append(
@@ -100,6 +104,7 @@ def propagation_view(record: RunRecord) -> PropagationView | None:
                 _ms(s.p99, s.censored),
                 _ms(s.maximum, late),
                 f"{s.not_seen:,}" if s.not_seen else "0",
+                f"{stale[pair]:,}" if isinstance(stale.get(pair), int) else "—",
             )
         )
     _, _, window = cm.propagation_window(record)
