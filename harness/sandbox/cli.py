@@ -87,9 +87,9 @@ def up(
         )
     except HarnessError as error:
         raise _fail(error) from None
-    from harness.varfile import write_var_file  # for plain `chaos run --var-file` (README)
+    from harness.varfile import VAR_FILE  # written by sandbox.up, for plain `chaos run --var-file`
 
-    var_file = write_var_file(started.directory, started.endpoints, started.directory / "endpoints.json")
+    var_file = started.directory / VAR_FILE
     table = Table(title=f"sandbox {loaded.name}: {started.directory / 'endpoints.json'}")
     for column in ("region", "endpoint", "address"):
         table.add_column(column)

@@ -28,6 +28,7 @@ from harness.sandbox import components as procs
 from harness.sandbox import postgres as pg
 from harness.sandbox import redis as redis_servers
 from harness.sandbox.topology import Plan, plan
+from harness.varfile import write_var_file
 
 ENDPOINTS_FILE = "endpoints.json"
 LOGS = "logs"
@@ -356,6 +357,8 @@ def up(
         temporary = directory / f"{ENDPOINTS_FILE}.tmp"
         temporary.write_text(json.dumps(endpoints, indent=2))
         temporary.replace(directory / ENDPOINTS_FILE)
+        # The same endpoints as a Chaos Toolkit var-file, for plain `chaos run` (harness.control).
+        write_var_file(directory, endpoints, directory / ENDPOINTS_FILE)
     except BaseException:
         with interrupts.deferred():
             down(directory)  # what started; workers waiting on it fail fast

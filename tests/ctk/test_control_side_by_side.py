@@ -59,11 +59,7 @@ def test_plain_chaos_run_with_the_control_grades_like_harness_run(
     estate: tuple[Sandbox, Path], tmp_path: Path
 ) -> None:
     sandbox, scenario = estate
-    var_file = sandbox.directory / "ctk-vars.json"
-    if not var_file.exists():  # `harness sandbox up` writes it; the library call does not
-        from harness.varfile import write_var_file
-
-        write_var_file(sandbox.directory, sandbox.endpoints, sandbox.directory / "endpoints.json")
+    var_file = sandbox.directory / "ctk-vars.json"  # written next to endpoints.json by the sandbox
     experiment = yaml.safe_load(EXPERIMENT.read_text())
     provider = {"type": "python", "module": "harness.control", "arguments": {"scenario": str(scenario)}}
     experiment["controls"] = [{"name": "harness", "provider": provider}]  # the one entry a user adds
