@@ -601,9 +601,17 @@ def _named_primary_in_journal(record: RunRecord, fault: FaultRecord, func: str) 
     return False
 
 
+def _unwatched(record: RunRecord) -> bool:
+    """The record says nothing watched for promotions (`environment.event_watchers` empty: a graded
+    Chaos Toolkit journal): no promotion event is then no evidence that none happened. Records
+    without the key (the runner's) keep the rule that a missing promotion is a miss."""
+    watchers = record.environment.get("event_watchers") if isinstance(record.environment, Mapping) else None
+    return isinstance(watchers, list | tuple) and not watchers
+
+
 def _missed_promotion(record: RunRecord, fault: FaultRecord) -> str:
     why = failover_expected(record, fault)
-    if not why or promotion_event(record, fault) is not None:
+    if not why or promotion_event(record, fault) is not None or _unwatched(record):
         return ""
     start, end = _fault_span(record, fault)
     announced = [e for e in record.events if e.kind in PROMOTION_KINDS and start <= e.at_seconds <= end]

@@ -388,3 +388,29 @@ def test_steady_state_probes_grade_nothing_even_through_a_measurements_list() ->
     calm = {"measurements": [{"name": "error_ratio", "value": 0.0, "unit": "ratio"}]}
     assert _measures(before=[_probe("canary", calm)]) == {}
     assert _measures(_probe("canary", calm))["error_ratio"].value == 0.0
+
+
+def test_a_journal_without_watchers_never_claims_no_promotion(tmp_path: Path) -> None:
+    """A journal holds no Sentinel/Patroni events (nothing watched): a killed primary with no
+    promotion event is unknown, not a missed target."""
+    journal = copy.deepcopy(_journal("harness-fault-met"))
+    kill = journal["run"][0]
+    kill["activity"]["provider"] = {"type": "python", "module": "harness.actions.instances",
+                                    "func": "stop_instance", "arguments": {"component": "redis-primary"}}  # fmt: skip
+    kill["output"] = {
+        "fault_id": "f1",
+        "effect_proven": True,
+        "evidence": "port refuses",
+        "component": "redis-us-east-1",
+    }
+    scenario_file = tmp_path / "s.yaml"
+    scenario_file.write_text(
+        SCENARIO.read_text().split("targets:")[0]
+        + "targets:\n  promotion_time:\n    measure: promotion_seconds\n    at_most: 30s\n"
+        + f"experiments:\n  - path: {GOLDEN / 'harness-fault-met.json'}\n    targets: [promotion_time]\n"
+    )
+    scenario = loading.load_scenario(scenario_file)
+    grade, reading = _grade(journal, scenario)
+    assert reading.record.environment["event_watchers"] == []
+    (check,) = grade.checks
+    assert check.verdict is Verdict.UNKNOWN, check.evidence
