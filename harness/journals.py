@@ -60,8 +60,6 @@ __all__ = ["JournalReading", "is_journal", "is_run_file", "read_journal", "run_i
 
 SOURCE = "chaostoolkit-journal"
 LEDGER_MODULE_PREFIX = "harness.actions."
-# Phases in journal order: (phase name in the record, where the entries are).
-_PHASES = ("hypothesis-before", "method", "hypothesis-after", "rollback")
 # Phases whose probes measure the fault window (mapped by name or key, rule 2 and 3).
 _WINDOW_PHASES = ("method", "rollback")
 _MEASUREMENT_STRINGS = ("source", "evidence", "missed_because")
@@ -149,7 +147,7 @@ def read_journal(
     if duration is None:
         ends = [e.end for e in entries if e.end is not None]
         duration = max(ends, default=0.0)
-    elif not _is_number(duration) or duration < 0:
+    elif not _is_number(duration) or not math.isfinite(duration) or duration < 0:
         raise RecordError("duration", f"expected seconds (a number ≥ 0), got {_shown(duration)}")
 
     shown_status = status if status is not None else "unfinished (no status)"
@@ -279,7 +277,7 @@ def _entry(phase: str, where: str, raw: Any, origin: float) -> _Entry:
     start = _time(raw.get("start"), f"{where}.start")
     end = _time(raw.get("end"), f"{where}.end")
     duration = raw.get("duration")
-    if duration is not None and (not _is_number(duration) or duration < 0):
+    if duration is not None and (not _is_number(duration) or not math.isfinite(duration) or duration < 0):
         raise RecordError(f"{where}.duration", f"expected seconds (a number ≥ 0), got {_shown(duration)}")
     exception = raw.get("exception")
     if isinstance(exception, list) and exception and all(isinstance(x, str) for x in exception):
