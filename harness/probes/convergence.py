@@ -426,6 +426,12 @@ def run(
     """The probe over any endpoints (a factory per region: each thread opens its own)."""
     regions = sorted(endpoints)
     token = "cv" + uuid.uuid4().hex[:12]
+    # Writers connect before the clock starts: a slow connection must not shift a region's first
+    # register write onto another region's turn (a start-up conflict that is not last-write-wins').
+    writers = {region: endpoints[region]() for region in regions}
+    for endpoint in writers.values():
+        with contextlib.suppress(Exception):  # unreachable now: each write tries again
+            endpoint.held_elements(["-"])
     origin = time.monotonic()
     epochs = _Epochs(token, origin, settings.epoch_seconds)
     tracker = _Tracker(regions, settings.timeout_seconds)
@@ -462,7 +468,7 @@ def run(
     threads = [
         threading.Thread(
             target=_write_loop,
-            args=(region, index, len(regions), endpoints[region], settings, epochs, tracker, emit,
+            args=(region, index, len(regions), writers[region], settings, epochs, tracker, emit,
                   stop_writing, configuration),
             name=f"convergence-write-{region}",
             daemon=True,
@@ -526,7 +532,7 @@ def _write_loop(
     region: str,
     index: int,
     count: int,
-    factory: Callable[[], Endpoint],
+    endpoint: Endpoint,
     settings: Settings,
     epochs: _Epochs,
     tracker: _Tracker,
@@ -536,8 +542,7 @@ def _write_loop(
 ) -> None:
     """Elements at rate_hz, registers at register_rate_hz, each region's registers a fraction of a
     period after the previous region's (so in steady state regions rarely write a key at once)."""
-    endpoint = factory()
-    start = epochs.origin  # one clock for every region: the register offsets hold whatever connects slowly
+    start = epochs.origin  # one clock for every region
     element_period = 1.0 / settings.rate_hz
     register_period = 1.0 / settings.register_rate_hz if settings.register_rate_hz > 0 else math.inf
     next_element = start
@@ -616,8 +621,14 @@ def _read_loop(
         endpoint.close()
 
 
+# A closed epoch every region has held identically for this long is no longer read: no write can
+# still land in it (a write commits within its 1 s statement timeout, plus 1 s to reconnect), so it
+# cannot change again, and the rounds stay short however long the probe runs.
+_SETTLED_SECONDS = 5.0
+
+
 class _Digester:
-    """Rounds of per-epoch digests of every closed epoch in every region; records changes only."""
+    """Rounds of per-epoch digests of every closed, unsettled epoch in every region; records changes only."""
 
     def __init__(
         self,
@@ -632,6 +643,7 @@ class _Digester:
         self.lock = threading.Lock()
         self.rounds = 0
         self.last_round = 0.0
+        self.settled_below = 0  # epochs below this one agreed everywhere for _SETTLED_SECONDS
 
     def loop(self, period: float, done: threading.Event) -> None:
         endpoints = {r: f() for r, f in self.factories.items()}
@@ -649,7 +661,8 @@ class _Digester:
         closed = self.epochs.current()  # epochs below this one are closed
         if closed == 0:
             return
-        low = self.epochs.prefix(0)
+        first = self.settled_below
+        low = self.epochs.prefix(first)
         high = self.epochs.prefix(closed)
         for region in self.regions:
             at = time.monotonic()
@@ -658,7 +671,7 @@ class _Digester:
                 error = ""
             except Exception as exc:
                 found, error = None, f"{type(exc).__name__}: {exc}"[:200]
-            for epoch in range(closed):
+            for epoch in range(first, closed):
                 label = self.epochs.label(epoch)
                 digest, rows = (None, 0) if found is None else found.get(label, ("empty", 0))
                 with self.lock:
@@ -673,18 +686,23 @@ class _Digester:
         with self.lock:
             self.rounds += 1
             self.last_round = time.monotonic()
+            while self.settled_below < closed and self._agreed(
+                self.settled_below, _SETTLED_SECONDS, self.last_round
+            ):
+                self.settled_below += 1
+
+    def _agreed(self, epoch: int, held: float, now: float) -> bool:
+        digests = {self.seen.get((r, epoch), "?") for r in self.regions}
+        if len(digests) != 1 or None in digests or "?" in digests:
+            return False
+        return now - self.changed_at.get(epoch, now) >= held
 
     def agreed_through(self, epochs: int, sustain: float) -> bool:
         """Every epoch below `epochs` has one digest in every region, unchanged for `sustain` s."""
         now = time.monotonic()
         with self.lock:
-            for epoch in range(epochs):
-                digests = {self.seen.get((r, epoch), "?") for r in self.regions}
-                if len(digests) != 1 or None in digests or "?" in digests:
-                    return False
-                if now - self.changed_at.get(epoch, now) < sustain:
-                    return False
-            return self.last_round > 0
+            unsettled = range(self.settled_below, epochs)
+            return self.last_round > 0 and all(self._agreed(epoch, sustain, now) for epoch in unsettled)
 
 
 def _final_state(
