@@ -347,11 +347,17 @@ def convergence_seconds(record: RunRecord) -> Measurement | None:
         return _missing(name, "seconds", "no convergence.stopped event: the probe did not finish its digests")
     heal = span.healed_seconds
     cutoff = heal if heal is not None else found.last_round
-    epochs = sorted(
-        {e for (_, e) in found.digests if found.epoch_origin + (e + 1) * found.epoch_seconds <= cutoff}
-    )
+    if found.last_round < cutoff:
+        return _missing(
+            name,
+            "seconds",
+            f"the probe's last digest round ({_fmt(found.last_round)}) came before the heal ({_fmt(cutoff)})",
+        )
+    # Every epoch that closed before the heal, whether or not a digest of it was recorded: one the
+    # probe never digested is missing evidence, not agreement.
+    epochs = list(range(max(0, math.floor((cutoff - found.epoch_origin) / found.epoch_seconds + 1e-9))))
     if not epochs:
-        return _missing(name, "seconds", f"no digest of data written before {_fmt(cutoff)}")
+        return _missing(name, "seconds", f"no epoch of the probe closed before {_fmt(cutoff)}")
     absent = [f"{r} epoch {e}" for e in epochs for r in found.regions if (r, e) not in found.digests]
     if absent:
         return _missing(name, "seconds", f"no digest of {_examples(absent)}")

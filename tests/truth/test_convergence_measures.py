@@ -377,11 +377,14 @@ def test_convergence_needs_a_heal() -> None:
     no_fault = measured(record([*agreed_digests(8), stopped()], faults=()), "convergence_seconds")
     assert no_fault.value is None and "no disruptive fault" in no_fault.evidence
     open_fault = FaultRecord("f1", "harness.actions.network.partition_regions", "a<->b", 3.0, None, True)
-    agreeing = measured(record([*agreed_digests(8), stopped()], faults=(open_fault,)), "convergence_seconds")
+    # Never healed: every epoch closed by the probe's last round (19.2 s) is compared.
+    agreeing = measured(
+        record([*agreed_digests(19), stopped(at=19.2)], faults=(open_fault,)), "convergence_seconds"
+    )
     assert agreeing.value is None and "never undone" in agreeing.evidence
-    differing = [e for e in agreed_digests(8, {4: 30.0}) if e.at_seconds <= 19.0]
-    censored = measured(record([*differing, stopped()], faults=(open_fault,)), "convergence_seconds")
-    assert censored.value == pytest.approx(16.0) and censored.lower_bound
+    differing = [e for e in agreed_digests(19, {4: 30.0}) if e.at_seconds <= 19.2]
+    censored = measured(record([*differing, stopped(at=19.2)], faults=(open_fault,)), "convergence_seconds")
+    assert censored.value == pytest.approx(16.2) and censored.lower_bound
 
 
 def test_convergence_without_the_probe_s_end_is_unknown() -> None:
@@ -424,3 +427,12 @@ def test_nothing_written_proves_nothing() -> None:
     silent = record([*events, final("a", survivors), final("b", survivors), stopped(acked=1)])
     lost = measured(silent, "lost_writes_count")
     assert lost.value is None and "no acknowledged element in a" in lost.evidence
+
+
+def test_epochs_the_probe_never_digested_are_missing_not_agreed() -> None:
+    """The digests stopped at 5 s (epochs 4..7 never read): the cut's data was never compared."""
+    events = [e for e in agreed_digests(8) if e.detail["epoch"] < 4]
+    found = measured(record([*events, stopped(at=19.0)]), "convergence_seconds")
+    assert found.value is None and "a epoch 4" in found.evidence
+    early = measured(record([*agreed_digests(4), stopped(at=5.0)]), "convergence_seconds")
+    assert early.value is None and "before the heal" in early.evidence
