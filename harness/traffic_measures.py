@@ -729,7 +729,23 @@ def timeline(record: RunRecord) -> list[Moment]:
             record.events, "traffic.ready", fault.undone_at_seconds, math.inf, regions, backends
         )
         if up is not None:
-            moments.append(Moment(up.at_seconds, "balancer marked the region up", _where(up)))
+            label = (
+                "balancer marked the region up"
+                if up.kind == "traffic.server_up"
+                else "balancer took the region back"
+            )
+            moments.append(Moment(up.at_seconds, label, _where(up)))
+    evacuated = evacuation_seconds(record)
+    if evacuated is not None and evacuated.value is not None and not evacuated.lower_bound:
+        moments.append(Moment(fault.applied_at_seconds + evacuated.value, "evacuated: served elsewhere", ""))
+    back = failback_seconds(record)
+    if (
+        back is not None
+        and back.value is not None
+        and not back.lower_bound
+        and fault.undone_at_seconds is not None
+    ):
+        moments.append(Moment(fault.undone_at_seconds + back.value, "clients served at home again", ""))
     return sorted(moments, key=lambda m: m.at_seconds)
 
 
