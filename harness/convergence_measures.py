@@ -56,6 +56,9 @@ class Evidence:
     digest_seconds: float
     poll_seconds: float
     sustain_seconds: float
+    slow_poll: (
+        tuple[float, float] | None
+    )  # (poll, after): the reader's poll while a write is long outstanding
     writes: tuple[RegisterWrite, ...]
     digests: Mapping[tuple[str, int], tuple[tuple[float, str | None], ...]]  # (region, epoch) → changes
     finals: Mapping[str, Final]
@@ -98,6 +101,8 @@ def evidence(record: RunRecord) -> Evidence | str | None:
         if not _number(value) or value < 0 or (name == "epoch_seconds" and value <= 0):
             return f"convergence.started.{name}: expected a non-negative number, got {value!r}"
         numbers[name] = float(value)
+    slow = (detail.get("slow_poll_seconds"), detail.get("slow_after_seconds"))
+    slow_poll = (float(slow[0]), float(slow[1])) if _number(slow[0]) and _number(slow[1]) else None
     writes = []
     for event in record.events:
         if event.kind != "convergence.register_write":
@@ -158,6 +163,7 @@ def evidence(record: RunRecord) -> Evidence | str | None:
         digest_seconds=numbers["digest_seconds"],
         poll_seconds=numbers["poll_seconds"],
         sustain_seconds=numbers["sustain_seconds"],
+        slow_poll=slow_poll,
         writes=tuple(writes),
         digests={k: tuple(v) for k, v in digests.items()},
         finals=finals,
@@ -320,7 +326,13 @@ def propagation_p99_seconds(record: RunRecord) -> Measurement | None:
     evidence_text = (
         f"worst pair {_pair_text(worst)}; "
         + "; ".join(_pair_text(s) for s in present if s is not worst)
-        + f"; {window}; resolution: one poll ({_ms(found.poll_seconds)}) plus a read's round trip"
+        + f"; {window}; resolution: one poll ({_ms(found.poll_seconds)}"
+        + (
+            f"; {_ms(found.slow_poll[0])} while a write was outstanding over {_fmt(found.slow_poll[1])}"
+            if found.slow_poll and found.slow_poll[0] > found.poll_seconds
+            else ""
+        )
+        + ") plus a read's round trip"
     )
     if censored:
         evidence_text += f"; a lower bound: writes not seen in time in {', '.join(censored)}"

@@ -16,6 +16,7 @@ What lands in the run record (grading, ``harness.convergence_measures``, recompu
 * ``Sample(probe="propagation", region="<origin>-><reader>")`` per element and other region:
   ``at_seconds`` = the write's acknowledgement, value = the answer of the first read in the
   other region that showed it minus that acknowledgement (ok). Its resolution is one poll period
+  (`poll_seconds`; 50 ms while a write has been outstanding over 1 s, as through a cut)
   plus a read's round trip (the element became visible somewhere between the last read that
   missed it and the one that showed it). Not shown by `timeout_seconds` after the ack, or by
   the end: ok False, value = the time waited (a lower bound), error ``not seen within X s`` or
@@ -55,6 +56,7 @@ README's "Active-active convergence" section.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import threading
 import time
@@ -74,6 +76,11 @@ _STATEMENT_TIMEOUT_MS = 1000
 _IDLE_SECONDS = 0.005  # a reader with nothing outstanding looks again this often
 _ERROR_BACKOFF_SECONDS = 0.05
 _MAX_IDS_PER_READ = 2000
+# While a region has had a write outstanding this long (a cut), its reader polls at most every
+# _SLOW_POLL_SECONDS: asking for thousands of ids every few milliseconds would load the machine,
+# and a visibility of seconds does not need millisecond resolution.
+_SLOW_AFTER_SECONDS = 1.0
+_SLOW_POLL_SECONDS = 0.05
 
 
 # ---------------------------------------------------------------- endpoints
@@ -269,9 +276,12 @@ class _Tracker:
             self.failed[region] += 1
             self.last_failure[region] = error[:240]
 
-    def outstanding(self, region: str) -> list[str]:
+    def outstanding(self, region: str) -> tuple[list[str], float]:
+        """The oldest outstanding element ids for `region` (acknowledgement order) and the oldest's ack."""
         with self.lock:
-            return list(self.pending[region])[:_MAX_IDS_PER_READ]
+            pending = self.pending[region]
+            oldest = next(iter(pending.values())).acked if pending else math.inf
+            return list(itertools.islice(pending, _MAX_IDS_PER_READ)), oldest
 
     def read(self, region: str, asked: Sequence[str], held: set[str], sent: float, answered: float) -> None:
         with self.lock:
@@ -450,6 +460,8 @@ def run(
                 "keys_per_epoch": settings.keys_per_epoch,
                 "epoch_seconds": settings.epoch_seconds,
                 "poll_seconds": settings.poll_seconds,
+                "slow_poll_seconds": max(settings.poll_seconds, _SLOW_POLL_SECONDS),
+                "slow_after_seconds": _SLOW_AFTER_SECONDS,
                 "digest_seconds": settings.digest_seconds,
                 "timeout_seconds": settings.timeout_seconds,
                 "sustain_seconds": settings.sustain_seconds,
@@ -604,7 +616,7 @@ def _read_loop(
     endpoint = factory()
     try:
         while not done.is_set():
-            asked = tracker.outstanding(region)
+            asked, oldest = tracker.outstanding(region)
             if not asked:
                 done.wait(_IDLE_SECONDS)
                 continue
@@ -615,8 +627,10 @@ def _read_loop(
                 tracker.read_failed(region, f"{type(exc).__name__}: {exc}", time.monotonic())
                 done.wait(_ERROR_BACKOFF_SECONDS)
                 continue
-            tracker.read(region, asked, held, sent, time.monotonic())
-            done.wait(settings.poll_seconds)
+            answered = time.monotonic()
+            tracker.read(region, asked, held, sent, answered)
+            slow = answered - oldest > _SLOW_AFTER_SECONDS and len(held) < len(asked)
+            done.wait(max(settings.poll_seconds, _SLOW_POLL_SECONDS) if slow else settings.poll_seconds)
     finally:
         endpoint.close()
 

@@ -86,8 +86,9 @@ def record(
     samples: Sequence[Sample] = (),
     faults: Sequence[FaultRecord] = (PARTITION,),
     with_started: bool = True,
+    **started_detail: Any,
 ) -> RunRecord:
-    every = ((started(),) if with_started else ()) + tuple(events)
+    every = ((started(**started_detail),) if with_started else ()) + tuple(events)
     return RunRecord(
         run_id="r",
         scenario="s",
@@ -436,3 +437,10 @@ def test_epochs_the_probe_never_digested_are_missing_not_agreed() -> None:
     assert found.value is None and "a epoch 4" in found.evidence
     early = measured(record([*agreed_digests(4), stopped(at=5.0)]), "convergence_seconds")
     assert early.value is None and "before the heal" in early.evidence
+
+
+def test_the_slower_poll_through_a_cut_is_named_in_the_resolution() -> None:
+    samples = [propagation("a->b", 4.0, 2.5), propagation("b->a", 4.0, 2.5)]
+    rec = record([], samples, slow_poll_seconds=0.05, slow_after_seconds=1.0)
+    p99 = measured(rec, "propagation_p99_seconds")
+    assert "one poll (5.0 ms; 50.0 ms while a write was outstanding over 1.000 s)" in p99.evidence
