@@ -205,7 +205,14 @@ def wait_for_balancer(
             states = {s.name: s for s in haproxy_admin.servers_state(admin)}
         except EnvironmentProblem:
             states = {}
-        mine = [s for name, s in states.items() if _region_of(servers, s.backend, s.server) == region]
+        mine = [s for s in states.values() if _region_of(servers, s.backend, s.server) == region]
+        if states and not mine:  # a typo must not wait out the whole timeout
+            known = sorted(
+                {_region_of(_servers_of(traffic), s.backend, s.server) or s.server for s in states.values()}
+            )
+            raise ConfigError(
+                "arguments", "region", f"no balancer server of {region!r} (regions: {', '.join(known)})"
+            )
         seen = {s.name: s.state for s in mine}
         reached = bool(mine) and all(_is(s, state) for s in mine)
         if reached or time.monotonic() - started >= timeout_seconds or _cancel.wait(0.05, configuration):

@@ -134,3 +134,15 @@ def test_a_drain_evacuates_within_a_second_and_a_residency_violation_is_counted_
     assert f"{EAST}: {len(served_elsewhere)} ({len(served_elsewhere)} by {WEST})" in violations["evidence"]
     assert measured["failback_seconds"]["value"] <= 1.0
     assert not ledger.open_faults(Path(configuration["harness_state_dir"]))
+
+
+def test_waiting_for_a_region_the_balancer_does_not_have_is_refused_at_once(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    from harness.errors import ConfigError
+
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="us-east-9"):
+        traffic.wait_for_balancer("us-east-9", "down", 30, configuration=_configuration(sandbox, tmp_path))
+    assert time.monotonic() - started < 5
+    assert traffic.traffic_served_at_home(configuration=_configuration(sandbox, tmp_path))
