@@ -395,8 +395,12 @@ def test_a_journal_without_watchers_never_claims_no_promotion(tmp_path: Path) ->
     promotion event is unknown, not a missed target."""
     journal = copy.deepcopy(_journal("harness-fault-met"))
     kill = journal["run"][0]
-    kill["activity"]["provider"] = {"type": "python", "module": "harness.actions.instances",
-                                    "func": "stop_instance", "arguments": {"component": "redis-primary"}}  # fmt: skip
+    kill["activity"]["provider"] = {
+        "type": "python",
+        "module": "harness.actions.instances",
+        "func": "stop_instance",
+        "arguments": {"component": "redis-primary"},
+    }
     kill["output"] = {
         "fault_id": "f1",
         "effect_proven": True,
