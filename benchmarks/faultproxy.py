@@ -221,7 +221,9 @@ class ProxyProcess:
         requests.delete(f"{self.api}/proxies/{proxy}/toxics/{name}", timeout=5).raise_for_status()
 
 
-def start_proxy(command: str | None = None, environment: dict[str, str] | None = None) -> ProxyProcess:
+def start_proxy(
+    command: str | None = None, environment: dict[str, str] | None = None, cwd: str | None = None
+) -> ProxyProcess:
     """Start a Toxiproxy-API server: ours (`python -m harness.faultproxy`), or `command` with
     ``{port}`` standing for its API port (e.g. ``toxiproxy-server -port {port}``)."""
     with socket.socket() as probe:
@@ -232,7 +234,12 @@ def start_proxy(command: str | None = None, environment: dict[str, str] | None =
     else:
         argv = shlex.split(command.replace("{port}", str(port)))
     process = subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment, start_new_session=True
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=environment,
+        cwd=cwd,  # `-m` puts the working directory first on sys.path, ahead of PYTHONPATH
+        start_new_session=True,
     )
     api = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
@@ -413,7 +420,7 @@ def main() -> int:
     if args.baseline_ref:
         tree = checkout(args.baseline_ref, scratch.name)
         compare = f"proxy@{args.baseline_ref}"
-        servers[compare] = start_proxy(None, {**os.environ, "PYTHONPATH": tree})
+        servers[compare] = start_proxy(None, {**os.environ, "PYTHONPATH": tree}, cwd=tree)
     elif args.compare_command:
         compare = args.compare_name
         servers[compare] = start_proxy(args.compare_command)

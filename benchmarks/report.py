@@ -121,10 +121,11 @@ def cold_process_seconds(runs: int, experiments: int, tree: Path | None = None) 
     `tree`: a checkout of another revision to time instead (its harness and benchmarks)."""
     benchmarks = tree / "benchmarks" if tree else Path(__file__).parent
     code = _COLD_CHILD.format(benchmarks=str(benchmarks), runs=runs, experiments=experiments)
+    # cwd too: `-c` puts the working directory first on sys.path, ahead of PYTHONPATH.
     environment = {**os.environ, "PYTHONPATH": str(tree)} if tree else None
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=environment
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=environment, cwd=tree
     )
     return time.perf_counter() - started - float(done.stdout.split()[-1])
 

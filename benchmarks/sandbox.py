@@ -1,6 +1,11 @@
 """Time `sandbox up` and `sandbox down`: aeon-nova (3 regions, Patroni) and the built-in N-region sandboxes.
 
     .venv/bin/python benchmarks/sandbox.py [--repeat 5] [--regions 3 5] [--json out.json]
+    .venv/bin/python benchmarks/sandbox.py --baseline-ref REV [--repeat 5]
+
+`--baseline-ref` instead takes turns, in fresh processes, between this tree and the harness of
+git revision REV, both on REV's aeon-nova file, and prints both and their ratio: a same-run
+comparison that load from other work on the machine hits alike.
 
 Targets (issue 22): aeon-nova's full sandbox up ≤ 5 s and down ≤ 1 s (medians). Figures:
 
@@ -19,7 +24,9 @@ of it Patroni's clean stop (it retries the DCS and its peers for seconds after i
 is down, then got SIGKILLed at the grace limit). Now: data directories in memory (/dev/shm
 when it has 1 GiB free: copy 0.9 s -> 0.1 s, base backups likewise), the replicas' Patroni
 started as soon as the primary's holds the initialize key (they load while it bootstraps and
-clone the moment its leader key appears), and `down` signals everything at once (Patroni
+clone the moment its leader key appears), standbys and Patroni replicas made by copying the
+template (same system identifier and timeline as the primary, which keeps the WAL since) instead
+of pg_basebackup while the sandbox starts, and `down` signals everything at once (Patroni
 killed, its PostgreSQL fast-stopped directly) with one bounded wait over a single scan of the
 process table per tick. What is left on the critical path is Patroni's own: its Python start,
 its one-second sleep after a custom bootstrap, and one HA loop (loop_wait 1 s).
@@ -57,6 +64,79 @@ started = time.monotonic()
 sandbox.down({directory!r})
 print(json.dumps({{"up": up, "down": time.monotonic() - started}}))
 """
+
+
+_ROUND_CHILD = """
+import json, sys, time
+from harness import sandbox
+from harness.loading import load_scenario
+scenario = load_scenario({scenario!r})
+started = time.monotonic()
+try:
+    sandbox.up(scenario, {directory!r})
+    up = time.monotonic() - started
+finally:
+    started = time.monotonic()
+    sandbox.down({directory!r})
+print(json.dumps({{"up": up, "down": time.monotonic() - started}}))
+"""
+
+
+def checkout(revision: str, folder: Path) -> Path:
+    """The harness package and scenarios of git `revision`, unpacked in `folder`."""
+    root = Path(__file__).resolve().parent.parent
+    folder.mkdir(mode=0o755, exist_ok=True)
+    command = ["git", "-C", str(root), "archive", revision, "harness", "scenarios", "experiments"]
+    archive = subprocess.run(command, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder
+
+
+def child_round(scenario: str, directory: Path, tree: Path | None) -> dict[str, float]:
+    """One up + down in a fresh interpreter (this tree, or the harness of `tree`)."""
+    code = _ROUND_CHILD.format(scenario=scenario, directory=str(directory))
+    environment = {**os.environ, "PYTHONPATH": str(tree)} if tree else None
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=tree,  # `-c` puts the working directory first on sys.path, ahead of PYTHONPATH
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(
+            f"round failed ({'baseline' if tree else 'this tree'}): {done.stderr.strip()[-500:]}"
+        )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def versus(revision: str, repeat: int, base: Path) -> int:
+    """aeon-nova as `revision` defines it, up and down by `revision`'s harness and by this tree's,
+    taking turns in one run: the same scenario file, the same load on the machine."""
+    tree = checkout(revision, base / "baseline")
+    scenario = str(tree / "scenarios" / f"{SCENARIO}.yaml")
+    figures: dict[str, dict[str, list[float]]] = {
+        "this tree": {"up": [], "down": []},
+        revision: {"up": [], "down": []},
+    }
+    for attempt in range(repeat):
+        for name, where in (("this tree", None), (revision, tree)):
+            result = child_round(scenario, base / f"versus-{attempt}-{where is None}", where)
+            for key in ("up", "down"):
+                figures[name][key].append(result[key])
+    for name, values in figures.items():
+        print(
+            f"{SCENARIO} ({revision}'s scenario file), {name}, x{repeat} interleaved: "
+            f"up {_summary(values['up'])} | down {_summary(values['down'])}"
+        )
+    mine, theirs = figures["this tree"], figures[revision]
+    print(
+        f"this tree / {revision}: up {statistics.median(mine['up']) / statistics.median(theirs['up']):.2f}x, "
+        f"down {statistics.median(mine['down']) / statistics.median(theirs['down']):.2f}x (medians)"
+    )
+    return 0
 
 
 def cold(base: Path) -> dict[str, float]:
@@ -98,6 +178,10 @@ def measure(name: str, scenario, repeat: int, base: Path) -> dict:
     return {"name": name, "components": components, "up_seconds": ups, "down_seconds": downs}
 
 
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def _summary(values: list[float]) -> str:
     return f"median {statistics.median(values):5.2f} s  min {min(values):5.2f} s  max {max(values):5.2f} s"
 
@@ -110,7 +194,17 @@ def main() -> int:
     )
     parser.add_argument("--no-cold", action="store_true", help="skip the fresh-process, no-template run")
     parser.add_argument("--json", type=Path, help="also write the raw timings here")
+    parser.add_argument(
+        "--baseline-ref", help="only compare with the harness of this git revision, interleaved"
+    )
     args = parser.parse_args()
+    if args.baseline_ref:
+        with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as folder:
+            Path(folder).chmod(0o755)
+            print(f"load average at start: {_load()} ({os.cpu_count()} cores)")
+            code = versus(args.baseline_ref, args.repeat, Path(folder))
+            print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+            return code
 
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
     results: dict = {}
@@ -128,7 +222,7 @@ def main() -> int:
         postgres.template(postgres.run_as())
         print(f"PostgreSQL template ready in {time.monotonic() - started:.2f} s (cached after the first run)")
         runs = [(SCENARIO, load_scenario(SCENARIO))]
-        runs += [(f"built-in {count} regions", example_scenario(count)) for count in args.regions]
+        runs += [(f"builtin-{count}-regions", example_scenario(count)) for count in args.regions]
         results["warm"] = []
         for name, scenario in runs:
             result = measure(name, scenario, args.repeat, base)

@@ -259,6 +259,7 @@ class _Starter:
         procs.wait_until_listening(etcd)
         self.ready(etcd, "etcd")
         synchronous = pg.wants_synchronous_commit(self.scenario)
+        patroni.allow_template_clones(root, user, True)
         leader = patroni.start(self.directory, self.plan, self.plan.primary, root, user, synchronous)
         # The replicas start while the leader bootstraps (it holds the initialize key, so they
         # cannot race it): they load and wait, and clone as soon as its leader key appears.
@@ -276,6 +277,7 @@ class _Starter:
             )
             pg.wait_until_ready(server, standby=True)
             self.ready(replica, f"patroni (postgres standby :{server.port}, streaming)")
+        patroni.allow_template_clones(root, user, False)  # a later clone is a base backup
 
     def start(self) -> None:
         try:

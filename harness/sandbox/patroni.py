@@ -2,7 +2,9 @@
 
 One etcd member (etcd3 API) holds the leader key; a Patroni per region runs that region's
 PostgreSQL. The primary region's Patroni bootstraps by copying the PostgreSQL template
-(see harness.sandbox.postgres), the others clone it with pg_basebackup. ``loop_wait`` is
+(see harness.sandbox.postgres); the others, started as soon as it holds the initialize key,
+copy the template too while the sandbox starts (same system identifier and timeline), and take
+a pg_basebackup of the leader when Patroni has to clone one later. ``loop_wait`` is
 1 s and ``ttl`` is Patroni's minimum, 20 s: a crashed PostgreSQL is seen within a loop, a
 dead Patroni only when its leader key expires.
 
@@ -58,11 +60,33 @@ def start_etcd(directory: Path, plan: Plan) -> Component:
     )  # fmt: skip
 
 
+CLONE_MARKER = "clone-from-template"  # in the data root while `up` runs: replicas copy the template
+
+
+def allow_template_clones(root: Path, user: str, allowed: bool) -> None:
+    """Let replicas be made by copying the template (while the sandbox starts), or not."""
+    marker = root / CLONE_MARKER
+    if not allowed:
+        marker.unlink(missing_ok=True)
+        return
+    marker.touch()
+    if user:
+        shutil.chown(marker, user)
+
+
 def _config(plan: Plan, region: str, data: Path, template: Path, synchronous: bool = False) -> dict:
     pg_port = plan.ports[f"postgres-{region}"]
     rest_port = plan.ports[f"patroni-{region}"]
     source = shlex.quote(str(template))
     copy = f'd="${{2#--datadir=}}"; mkdir -p "$d" && cp -a {source}/. "$d"/ && chmod 700 "$d"'
+    # A replica's first copy: the template too (same system identifier and timeline as the
+    # leader, which keeps the WAL since), while the sandbox starts; a later clone (the marker
+    # is gone once `up` returns) takes a base backup of the leader, the next method.
+    marker = shlex.quote(str(data.parent / CLONE_MARKER))
+    clone = (
+        'for a; do case "$a" in --datadir=*) d="${a#--datadir=}";; esac; done; '
+        f'test -e {marker} && mkdir -p "$d" && cp -a {source}/. "$d"/ && chmod 700 "$d"'
+    )
     parameters = dict(
         setting.split("=", 1)
         for setting in postgres.commit_settings(synchronous)
@@ -98,6 +122,8 @@ def _config(plan: Plan, region: str, data: Path, template: Path, synchronous: bo
             },
             "pg_hba": [f"host all all {HOST}/32 trust", f"host replication all {HOST}/32 trust"],
             "parameters": {"unix_socket_directories": ""},
+            "create_replica_methods": ["copy_template", "basebackup"],
+            "copy_template": {"command": f"sh -c {shlex.quote(clone)} clone"},
             "basebackup": [{"checkpoint": "fast"}],
         },
     }
@@ -148,7 +174,7 @@ def wait_until_role(component: Component, role: str, timeout_seconds: float = 30
             last = f"HTTP {error.code}"
         except (urllib.error.URLError, OSError) as error:
             last = str(error)
-        time.sleep(0.1)
+        time.sleep(0.02)
     raise EnvironmentProblem(
         f"{component.name} not {role} within {timeout_seconds:g} s ({last}); see {component.log}"
     )
