@@ -5,7 +5,7 @@ ms), so a 50 ms latency toxic landed 0 to 1 ms late, +0.5 ms on average. A timer
 high-resolution timer the loop watches like a socket: armed at an absolute CLOCK_MONOTONIC time
 (what `time.monotonic` reads), it wakes the loop within tens of microseconds of the deadline.
 What is left, the wake-up and scheduling delay, is measured on every firing and compensated: the
-timer is armed that much early (a running median, at most `MAX_LEAD_SECONDS`).
+timer is armed that much early (the median of the latest delays, at most `MAX_LEAD_SECONDS`).
 
 Linux only; where timerfd is missing `until` falls back to the loop's timers.
 """
@@ -17,8 +17,10 @@ import ctypes
 import heapq
 import itertools
 import os
+import statistics
 import time
 import weakref
+from collections import deque
 
 CLOCK_MONOTONIC = 1
 TFD_TIMER_ABSTIME = 1
@@ -26,7 +28,7 @@ TFD_NONBLOCK = os.O_NONBLOCK
 TFD_CLOEXEC = os.O_CLOEXEC
 PR_SET_TIMERSLACK = 29
 MAX_LEAD_SECONDS = 0.0005  # never release data more than this ahead of its deadline
-_LEAD_STEP_SECONDS = 10e-6  # how far one wake-up moves the lead
+_DELAYS_KEPT = 31  # wake-up delays the lead is the median of
 
 
 class _Timespec(ctypes.Structure):
@@ -67,6 +69,7 @@ class PreciseTimer:
         self.fd = fd
         self.loop = loop
         self.lead = 0.0  # seconds armed ahead of a deadline: the measured wake-up delay
+        self._delays: deque[float] = deque(maxlen=_DELAYS_KEPT)
         self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._armed: float | None = None  # the absolute time the timerfd fires at
@@ -75,17 +78,17 @@ class PreciseTimer:
     async def until(self, due: float) -> None:
         """Return at `due` (time.monotonic()), or up to `lead` early to make up for the wake-up."""
         while due - self.lead - time.monotonic() > 0:
+            lead = self.lead
             waiter = self.loop.create_future()
             heapq.heappush(self._heap, (due, next(self._order), waiter))
             self._arm()
             await waiter
-            # How late this task runs after the moment it asked for (the timer's wake-up and the
-            # loop's hop to the task). The lead follows its median, a small step towards each new
-            # figure, not its mean: a loaded machine's rare long delays would otherwise make
-            # most deadlines early.
-            late = time.monotonic() - (due - self.lead)
-            step = _LEAD_STEP_SECONDS if late > self.lead else -_LEAD_STEP_SECONDS
-            self.lead = min(max(self.lead + step, 0.0), MAX_LEAD_SECONDS)
+            # How late this task runs after the moment the timer was armed for (the kernel's
+            # wake-up, from an idle CPU too, and the loop's hop to the task). The lead is the
+            # median of the latest figures, not their mean: a loaded machine's rare long delays
+            # would otherwise make most deadlines early.
+            self._delays.append(time.monotonic() - (due - lead))
+            self.lead = min(max(statistics.median(self._delays), 0.0), MAX_LEAD_SECONDS)
 
     def _arm(self) -> None:
         while self._heap and self._heap[0][2].done():  # cancelled waiters
