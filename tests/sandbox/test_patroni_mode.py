@@ -7,6 +7,7 @@ import time
 import psycopg
 
 from harness import sandbox
+from harness.sandbox.components import cleanup_paths
 from harness.sandbox.examples import example_scenario
 from harness.watchers import PatroniWatcher
 from tests.sandbox.helpers import eventually, processes_mentioning
@@ -68,5 +69,9 @@ def test_patroni_promotes_a_replica_when_the_primary_node_dies(sandbox_factory) 
     states = {s.name: s.state for s in sandbox.status(box.directory)}
     assert states["patroni-us-east-1"] == "dead"
 
+    data_roots = cleanup_paths(box.directory)  # PostgreSQL's data lives in memory, outside the directory
     sandbox.down(box.directory)
     assert processes_mentioning(box.directory) == []
+    for root in data_roots:  # Patroni killed, its PostgreSQL (a session of its own) stopped too
+        assert not root.exists()
+        assert processes_mentioning(root) == []
