@@ -15,8 +15,10 @@ its target.
 Where a cold process went (issue 22, before): about 1.2 s, most of it importing matplotlib and
 loading its fonts to draw the trend chart. The trend chart is now written as SVG directly
 (harness.report._svgplot), matplotlib is imported only by the run pages' charts, and psycopg
-only when a PostgreSQL store is opened; what is left is the interpreter, jinja2, numpy (the
-regression scan) and the harness modules.
+only when a PostgreSQL store is opened, numpy only by measures that need it (the regression
+scan is plain Python, testing only windows whose median rose); what is left is the interpreter,
+jinja2 and the harness modules. The whole command line (`harness report`) still imports every
+command's modules (typer, the runner, the sandbox, jsonschema, redis...) before it starts.
 """
 
 from __future__ import annotations

@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-
-import numpy
 
 from harness.model import Event, FaultRecord, Measurement, RunRecord, Sample
 
@@ -61,6 +60,8 @@ def percentile(values: Iterable[float], q: float) -> float:
 
     Raises ValueError when `values` is empty or q is outside 0..1.
     """
+    import numpy  # here: a report's system page, which never asks, loads no numpy
+
     data = numpy.fromiter(values, dtype=float)
     if data.size == 0:
         raise ValueError("percentile of no values")
@@ -288,7 +289,7 @@ def _estimated_gap_limit(samples: Sequence[Sample], fault: FaultRecord) -> float
     intervals = [b - a for a, b in itertools.pairwise(sends) if b > a]
     if not intervals:
         return math.inf  # one sample: any silence is possible, so only "no sample" is judged
-    interval = float(numpy.median(intervals))
+    interval = statistics.median(intervals)
     timeout = max([DEFAULT_TIMEOUT_SECONDS, *(s.latency_seconds or 0.0 for s in samples if not s.ok)])
     return _gap_limit(1.0 / interval, timeout)
 

@@ -12,11 +12,9 @@ of consecutive regressed windows is reported once, at the run that first made it
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from harness.model import Grade, RunRecord
 
@@ -62,7 +60,7 @@ def find_regressions(
         found += _measure_regressions(
             measure,
             run_ids,
-            np.asarray(values, dtype=float),
+            values,
             recent_runs,
             baseline_runs,
             alpha,
@@ -92,107 +90,114 @@ def graded_value(record: RunRecord, grade: Grade, measure: str) -> float | None:
     return graded_point(record, grade, measure)[0]
 
 
-def mann_whitney_greater(recent: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+def mann_whitney_greater(
+    recent: Sequence[Sequence[float]], baseline: Sequence[Sequence[float]]
+) -> list[float]:
     """One-sided Mann-Whitney U p-values, per row: are the `recent` values larger than `baseline`?
 
     The same test as ``scipy.stats.mannwhitneyu(recent, baseline, alternative="greater", axis=1)``
     with its automatic method, chosen per row: the exact null distribution when the row has no
     ties and one sample has at most 8 values, else the normal approximation with tie and
-    continuity corrections. Numpy only: importing scipy.stats costs a cold ``harness report``
-    more than drawing a 1,000-run page.
+    continuity corrections. Plain Python: importing scipy.stats, or numpy, costs a cold
+    ``harness report`` more than the few tests a page needs (only windows whose median rose).
     """
-    n1, n2 = recent.shape[1], baseline.shape[1]
-    ranks, tie_term = _average_ranks(np.concatenate([recent, baseline], axis=1))
-    u = ranks[:, :n1].sum(axis=1) - n1 * (n1 + 1) / 2
-    p = np.empty(len(u))
-    exact = (tie_term == 0) if min(n1, n2) <= 8 else np.zeros(len(u), dtype=bool)
-    if exact.any():
-        p[exact] = _exact_survival(n1, n2)[np.rint(u[exact]).astype(int)]
-    if (~exact).any():
-        n = n1 + n2
-        spread = np.sqrt(n1 * n2 / 12 * ((n + 1) - tie_term[~exact] / (n * (n - 1))))
-        z = (u[~exact] - n1 * n2 / 2 - 0.5) / spread
-        p[~exact] = [0.5 * math.erfc(value / math.sqrt(2)) for value in z]
-    return np.clip(p, 0.0, 1.0)
+    survival: dict[tuple[int, int], list[float]] = {}
+    found = []
+    for recent_row, baseline_row in zip(recent, baseline, strict=True):
+        ours, theirs = [float(v) for v in recent_row], [float(v) for v in baseline_row]
+        n1, n2 = len(ours), len(theirs)
+        ranks, tie_term = _average_ranks(ours + theirs)
+        u = sum(ranks[:n1]) - n1 * (n1 + 1) / 2
+        if tie_term == 0 and min(n1, n2) <= 8:
+            if (n1, n2) not in survival:
+                survival[n1, n2] = _exact_survival(n1, n2)
+            p = survival[n1, n2][round(u)]
+        else:
+            n = n1 + n2
+            spread = math.sqrt(n1 * n2 / 12 * ((n + 1) - tie_term / (n * (n - 1))))
+            z = (u - n1 * n2 / 2 - 0.5) / spread
+            p = 0.5 * math.erfc(z / math.sqrt(2))
+        found.append(min(max(p, 0.0), 1.0))
+    return found
 
 
-def _average_ranks(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Ranks (1-based, ties given their average) of each row's values, and per row the tie term
-    sum(t³ - t) over groups of t equal values (0 when nothing ties)."""
-    width = rows.shape[1]
-    order = np.argsort(rows, axis=1, kind="stable")
-    ordered = np.take_along_axis(rows, order, axis=1)
-    positions = np.broadcast_to(np.arange(width), rows.shape)
-    starts_group = np.ones(rows.shape, dtype=bool)
-    starts_group[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    ends_group = np.ones(rows.shape, dtype=bool)
-    ends_group[:, :-1] = starts_group[:, 1:]
-    # Every position learns where its group of equal values starts and ends.
-    first = np.maximum.accumulate(np.where(starts_group, positions, 0), axis=1)
-    last = np.minimum.accumulate(np.where(ends_group, positions, width - 1)[:, ::-1], axis=1)[:, ::-1]
-    ranks = np.empty(rows.shape)
-    np.put_along_axis(ranks, order, (first + last) / 2 + 1, axis=1)
-    sizes = (last - first + 1).astype(float)
-    # A group of t positions, each adding t² - 1, adds t³ - t.
-    return ranks, np.sum(sizes**2 - 1, axis=1)
+def _average_ranks(values: Sequence[float]) -> tuple[list[float], float]:
+    """Ranks (1-based, ties given their average) of the values, and the tie term sum(t³ - t) over
+    groups of t equal values (0 when nothing ties)."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    tie_term = 0.0
+    first = 0
+    while first < len(order):
+        last = first
+        while last + 1 < len(order) and values[order[last + 1]] == values[order[first]]:
+            last += 1
+        for position in range(first, last + 1):
+            ranks[order[position]] = (first + last) / 2 + 1
+        size = last - first + 1
+        tie_term += size**3 - size
+        first = last + 1
+    return ranks, tie_term
 
 
-def _exact_survival(n1: int, n2: int) -> np.ndarray:
+def _exact_survival(n1: int, n2: int) -> list[float]:
     """P(U ≥ k) for k = 0..n1·n2 under the null hypothesis, without ties.
 
     The counts of U are the coefficients of the Gaussian binomial [n1+n2 choose n1](q), built as
     the product over i = 1..n1 of (1 - q^(n2+i)) / (1 - q^i); floats, as only ratios matter.
     """
-    counts = np.zeros(n1 * n2 + 1)
+    counts = [0.0] * (n1 * n2 + 1)
     counts[0] = 1.0
     for i in range(1, n1 + 1):
-        shifted = np.zeros_like(counts)
-        shifted[n2 + i :] = counts[: len(counts) - n2 - i]
-        counts = counts - shifted  # times (1 - q^(n2+i))
+        shift = n2 + i
+        counts = [c - (counts[k - shift] if k >= shift else 0.0) for k, c in enumerate(counts)]
         for start in range(i):  # over (1 - q^i): a running sum along every i-th coefficient
-            counts[start::i] = np.cumsum(counts[start::i])
-    pmf = counts / counts.sum()
-    return np.cumsum(pmf[::-1])[::-1]
+            running = 0.0
+            for k in range(start, len(counts), i):
+                running += counts[k]
+                counts[k] = running
+    total = math.fsum(counts)
+    survival, running = [0.0] * len(counts), 0.0
+    for k in range(len(counts) - 1, -1, -1):
+        running += counts[k] / total
+        survival[k] = running
+    return survival
 
 
 def _measure_regressions(
     measure: str,
     run_ids: list[str],
-    values: np.ndarray,
+    values: list[float],
     recent_runs: int,
     baseline_runs: int,
     alpha: float,
     min_increase_ratio: float,
 ) -> list[Regression]:
     width = recent_runs + baseline_runs
-    if len(values) < width:
-        return []
-    windows = sliding_window_view(values, width)
-    baseline, recent = windows[:, :baseline_runs], windows[:, baseline_runs:]
-    baseline_median, recent_median = np.median(baseline, axis=1), np.median(recent, axis=1)
-    # Constant windows make the test undefined; they are not regressions.
-    varied = np.ptp(windows, axis=1) > 0
-    p_values = np.ones(len(windows))
-    if varied.any():
-        p_values[varied] = mann_whitney_greater(recent[varied], baseline[varied])
-    regressed = (
-        varied
-        & (p_values < alpha)
-        & (recent_median > baseline_median + np.abs(baseline_median) * min_increase_ratio)
-    )
-    found = []
-    for index in np.flatnonzero(regressed):
-        if index > 0 and regressed[index - 1]:
-            continue
-        found.append(
-            Regression(
-                run_id=run_ids[index + width - 1],
-                measure=measure,
-                recent_median=float(recent_median[index]),
-                baseline_median=float(baseline_median[index]),
-                p_value=float(p_values[index]),
-                recent_runs=recent_runs,
-                baseline_runs=baseline_runs,
-            )
+    found: list[Regression] = []
+    previous = False  # the window before this one was a regression
+    for index in range(len(values) - width + 1):
+        window = values[index : index + width]
+        baseline, recent = window[:baseline_runs], window[baseline_runs:]
+        baseline_median, recent_median = statistics.median(baseline), statistics.median(recent)
+        # Constant windows make the test undefined; they are not regressions. The test runs only
+        # where the median rose enough to matter: elsewhere no p-value could make a regression.
+        regressed = (
+            max(window) > min(window)
+            and recent_median > baseline_median + abs(baseline_median) * min_increase_ratio
+            and (p_value := mann_whitney_greater([recent], [baseline])[0]) < alpha
         )
+        if regressed and not previous:
+            found.append(
+                Regression(
+                    run_id=run_ids[index + width - 1],
+                    measure=measure,
+                    recent_median=float(recent_median),
+                    baseline_median=float(baseline_median),
+                    p_value=float(p_value),
+                    recent_runs=recent_runs,
+                    baseline_runs=baseline_runs,
+                )
+            )
+        previous = bool(regressed)
     return found
