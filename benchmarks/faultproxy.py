@@ -8,7 +8,8 @@ The proxies run as their own processes (`python -m harness.faultproxy`, as the s
 the upstream (an echo server and a sink) runs in another and the client in this one, so they do
 not share a GIL. Every figure is taken in rounds that take turns between the targets (direct,
 bare forwarders, this proxy, the compared server), and reported as the median over rounds (p99
-over all trips), so load on a shared machine hits every column alike. `--baseline-ref REV` runs
+over all trips), so load on a shared machine hits every column alike; the 1-byte round trips
+take turns every 50 trips. `--baseline-ref REV` runs
 this proxy as it was at git revision REV as the compared server.
 
 Targets (issue 22): added round trip <= 25 us over direct at p50 (1-byte round trips, one
@@ -161,6 +162,30 @@ def ping_pong_us(port: int, trips: int, warmup: int = 50) -> list[float]:
             sock.sendall(b"x")
             sock.recv(1)
             times.append((clock() - start) / 1000)
+    return times
+
+
+def interleaved_ping_pong_us(ports: dict[str, int], trips: int, block: int = 50) -> dict[str, list[float]]:
+    """1-byte round trips to every target, `block` at a time in turn on one connection each, so
+    that the machine's drift (load, CPU frequency, idle states) between targets averages out."""
+    sockets = {name: _connect(port) for name, port in ports.items()}
+    times: dict[str, list[float]] = {name: [] for name in ports}
+    clock = time.perf_counter_ns
+    try:
+        for sock in sockets.values():  # warm-up
+            for _ in range(50):
+                sock.sendall(b"x")
+                sock.recv(1)
+        for _ in range(max(1, trips // block)):
+            for name, sock in sockets.items():
+                for _ in range(block):
+                    start = clock()
+                    sock.sendall(b"x")
+                    sock.recv(1)
+                    times[name].append((clock() - start) / 1000)
+    finally:
+        for sock in sockets.values():
+            sock.close()
     return times
 
 
@@ -479,8 +504,7 @@ def main() -> int:
             flush=True,
         )
         for index in range(rounds):
-            for name in columns:  # one round: every target in turn
-                rtt = ping_pong_us(echo[name], trips)
+            for name, rtt in interleaved_ping_pong_us({c: echo[c] for c in columns}, trips).items():
                 table.add("rtt", name, statistics.median(rtt), rtt)
             for name in ["direct", *proxies]:
                 table.add("throughput", name, throughput_mib_s(sink[name], total, runs=1))
