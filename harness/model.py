@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, is_dataclass
 from dataclasses import fields as dataclass_fields
 from datetime import datetime
@@ -448,98 +448,165 @@ def _join(where: str, key: str) -> str:
 
 def _read_dataclass(cls: type, data: Any, where: str) -> Any:
     """An instance of a model dataclass from a JSON object, checking each field by its annotation."""
-    if not isinstance(data, Mapping):
-        raise RecordError(where, f"expected an object, got {_shown(data)}")
-    hints = _hints(cls)
-    fields_by_name = {f.name: f for f in dataclass_fields(cls)}
-    for key in data:
-        if key not in fields_by_name:
-            raise RecordError(
-                _join(where, str(key)), f"unknown field (expected one of: {', '.join(fields_by_name)})"
-            )
-    values = {}
-    for name, spec in fields_by_name.items():
-        if name not in data:
-            if spec.default is MISSING and spec.default_factory is MISSING:
-                raise RecordError(_join(where, name), "missing")
-            continue
-        values[name] = _read_value(hints[name], data[name], _join(where, name))
-    return cls(**values)
-
-
-@cache
-def _hints(cls: type) -> dict[str, Any]:
-    return get_type_hints(cls)
+    return _reader(cls)(data, where)
 
 
 def _read_value(kind: Any, value: Any, where: str) -> Any:
     """A JSON value read as the annotation `kind`; RecordError naming `where` otherwise."""
+    return _reader(kind)(value, where)
+
+
+# Readers are built once per annotation (a history page reads thousands of records: resolving each
+# annotation for every value cost most of a cold `harness report`). Every reader takes
+# (value, where) and raises RecordError naming `where`.
+_Read = Callable[[Any, str], Any]
+
+
+@cache
+def _reader(kind: Any) -> _Read:
     origin, args = get_origin(kind), get_args(kind)
     if origin in (Union, UnionType):
-        options = [a for a in args if a is not type(None)]
-        if value is None and len(options) < len(args):
+        return _optional_reader(kind, args)
+    if kind in _SCALAR_READERS:
+        return _SCALAR_READERS[kind]
+    if isinstance(kind, type) and issubclass(kind, StrEnum):
+        return _enum_reader(kind)
+    if origin in (Mapping, dict) or kind in (Mapping, dict):
+        return _read_object
+    if origin is list or (origin is tuple and len(args) == 2 and args[1] is Ellipsis):
+        return _sequence_reader(_reader(args[0]), list if origin is list else tuple)
+    if origin is tuple:
+        return _fixed_tuple_reader(tuple(_reader(a) for a in args))
+    if is_dataclass(kind):
+        return _dataclass_reader(kind)
+    if kind is Any:
+        return lambda value, where: value
+    raise TypeError(f"no reader for {kind!r}")  # a model field of a new kind: extend _reader
+
+
+def _optional_reader(kind: Any, args: tuple[Any, ...]) -> _Read:
+    options = [a for a in args if a is not type(None)]
+    nullable = len(options) < len(args)
+    (inner,) = options
+    read_inner = _reader(inner)
+    expected = _EXPECTED_OR_NULL.get(inner, "a value or null")
+
+    def read(value: Any, where: str) -> Any:
+        if value is None and nullable:
             return None
-        (inner,) = options
         try:
-            return _read_value(inner, value, where)
+            return read_inner(value, where)
         except RecordError as error:
             if error.field != where:
                 raise
-            raise RecordError(where, f"expected {_EXPECTED_OR_NULL.get(inner, 'a value or null')}, "
-                                     f"got {_shown(value)}") from None  # fmt: skip
-    if kind is bool:
-        if not (isinstance(value, bool) or _is_numpy_bool(value)):
-            raise RecordError(where, f"expected true or false, got {_shown(value)}")
-        return bool(value)
-    if kind is float:
+            raise RecordError(where, f"expected {expected}, got {_shown(value)}") from None
+
+    return read
+
+
+def _read_bool(value: Any, where: str) -> bool:
+    if not (isinstance(value, bool) or _is_numpy_bool(value)):
+        raise RecordError(where, f"expected true or false, got {_shown(value)}")
+    return bool(value)
+
+
+def _read_float(value: Any, where: str) -> float:
+    if type(value) is not float:
         # numbers.Real: numpy scalars from a live run too; a bool is never a number.
         if isinstance(value, bool) or _is_numpy_bool(value) or not isinstance(value, Real):
             raise RecordError(where, f"expected a number, got {_shown(value)}")
         value = float(value)
-        # A time must be finite to order events; other values may be NaN or infinite (the store
-        # keeps them, and scoring treats a non-finite measurement as no measurement).
-        if where.endswith("at_seconds") and not math.isfinite(value):
-            raise RecordError(where, f"expected a finite number, got {_shown(value)}")
-        return float(value)
-    if kind is int:
-        if isinstance(value, bool) or _is_numpy_bool(value) or not isinstance(value, Integral):
-            raise RecordError(where, f"expected a whole number, got {_shown(value)}")
-        value = int(value)
+    # A time must be finite to order events; other values may be NaN or infinite (the store
+    # keeps them, and scoring treats a non-finite measurement as no measurement).
+    if where.endswith("at_seconds") and not math.isfinite(value):
+        raise RecordError(where, f"expected a finite number, got {_shown(value)}")
+    return value
+
+
+def _read_int(value: Any, where: str) -> int:
+    if type(value) is int:
         return value
-    if kind is str:
-        if not isinstance(value, str):
-            raise RecordError(where, f"expected a string, got {_shown(value)}")
-        return value
-    if isinstance(kind, type) and issubclass(kind, StrEnum):
+    if isinstance(value, bool) or _is_numpy_bool(value) or not isinstance(value, Integral):
+        raise RecordError(where, f"expected a whole number, got {_shown(value)}")
+    return int(value)
+
+
+def _read_str(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise RecordError(where, f"expected a string, got {_shown(value)}")
+    return value
+
+
+_SCALAR_READERS: dict[Any, _Read] = {bool: _read_bool, float: _read_float, int: _read_int, str: _read_str}
+
+
+def _enum_reader(kind: type[StrEnum]) -> _Read:
+    allowed = ", ".join(member.value for member in kind)
+
+    def read(value: Any, where: str) -> StrEnum:
         try:
             return kind(value)
         except ValueError:
-            allowed = ", ".join(member.value for member in kind)
             raise RecordError(where, f"expected one of {allowed}, got {_shown(value)}") from None
-    if origin in (Mapping, dict) or kind in (Mapping, dict):
-        if not isinstance(value, Mapping):
-            raise RecordError(where, f"expected an object, got {_shown(value)}")
-        return dict(value)
-    if origin is list:
+
+    return read
+
+
+def _read_object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise RecordError(where, f"expected an object, got {_shown(value)}")
+    return dict(value)
+
+
+def _sequence_reader(read_item: _Read, container: type) -> _Read:
+    def read(value: Any, where: str) -> Any:
         if not isinstance(value, list | tuple):
             raise RecordError(where, f"expected a list, got {_shown(value)}")
-        return [_read_value(args[0], item, f"{where}[{i}]") for i, item in enumerate(value)]
-    if origin is tuple:
+        return container(read_item(item, f"{where}[{i}]") for i, item in enumerate(value))
+
+    return read
+
+
+def _fixed_tuple_reader(readers: tuple[_Read, ...]) -> _Read:
+    shape = "[name, value] pair" if len(readers) == 2 else f"list of {len(readers)} items"
+
+    def read(value: Any, where: str) -> tuple[Any, ...]:
         if not isinstance(value, list | tuple):
             raise RecordError(where, f"expected a list, got {_shown(value)}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_read_value(args[0], item, f"{where}[{i}]") for i, item in enumerate(value))
-        if len(value) != len(args):
-            shape = "[name, value] pair" if len(args) == 2 else f"list of {len(args)} items"
+        if len(value) != len(readers):
             raise RecordError(where, f"expected a {shape}, got {_shown(value)}")
-        return tuple(
-            _read_value(a, item, f"{where}[{i}]") for i, (a, item) in enumerate(zip(args, value, strict=True))
-        )
-    if is_dataclass(kind):
-        return _read_dataclass(kind, value, where)
-    if kind is Any:
-        return value
-    raise TypeError(f"{where}: no reader for {kind!r}")  # a model field of a new kind: extend _read_value
+        return tuple(r(item, f"{where}[{i}]") for i, (r, item) in enumerate(zip(readers, value, strict=True)))
+
+    return read
+
+
+def _dataclass_reader(cls: type) -> _Read:
+    specs = [(f.name, f.default is MISSING and f.default_factory is MISSING) for f in dataclass_fields(cls)]
+    names = frozenset(name for name, _ in specs)
+    expected = ", ".join(name for name, _ in specs)
+    # Resolved on first use (a dataclass may name itself); one whole tuple, so a second thread never
+    # sees half of it.
+    resolved: list[tuple[tuple[str, bool, _Read], ...]] = []
+
+    def read(data: Any, where: str) -> Any:
+        if not isinstance(data, Mapping):
+            raise RecordError(where, f"expected an object, got {_shown(data)}")
+        if not resolved:
+            hints = get_type_hints(cls)
+            resolved.append(tuple((name, required, _reader(hints[name])) for name, required in specs))
+        for key in data:
+            if key not in names:
+                raise RecordError(_join(where, str(key)), f"unknown field (expected one of: {expected})")
+        values = {}
+        for name, required, read_field in resolved[0]:
+            if name not in data:
+                if required:
+                    raise RecordError(_join(where, name), "missing")
+                continue
+            values[name] = read_field(data[name], _join(where, name))
+        return cls(**values)
+
+    return read
 
 
 _EXPECTED_OR_NULL = {bool: "true, false or null", float: "a number or null", int: "a whole number or null",

@@ -10,24 +10,74 @@ command ends with one line saying what was undone and exit 130 or 143.
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
 
-from harness.cli import _common, core, due, gate, history, init, report, safety, schedule, suite
+from harness.cli import _common
 from harness.errors import ConfigError, HarnessError
 from harness.interrupts import CONTROLLER, Interrupted
 
-app = typer.Typer(
-    name="harness",
-    help="Scheduled, scored, repeatable chaos experiments for multi-region systems.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-for group in (core, suite, gate, history, due, schedule, report, safety, init):
-    group.register(app)
-_common.mount_groups(app)
+# The module that registers each top-level command. `harness report` then imports the report code
+# alone: a cold `harness report` must not pay for the runner, the sandbox and every client library
+# (0.4 s of imports). `--help`, no command or an unknown one registers them all.
+# tests/core/test_cli_commands.py checks this table against what the modules register.
+COMMAND_MODULES = {
+    "run": "core",
+    "validate": "core",
+    "score": "core",
+    "export": "core",
+    "suite": "suite",
+    "gate": "gate",
+    "history": "history",
+    "due": "due",
+    "schedule": "schedule",
+    "report": "report",
+    "recover": "safety",
+    "init": "init",
+}
+MOUNTED_COMMANDS = ("proxy", "sandbox")  # groups that live beside their library code
+
+
+def _group() -> None:
+    pass
+
+
+def build_app(command: str | None = None) -> typer.Typer:
+    """The `harness` app with `command`'s module registered, or every module when None or unknown."""
+    cli = typer.Typer(
+        name="harness",
+        help="Scheduled, scored, repeatable chaos experiments for multi-region systems.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    # A callback keeps the app a group when one command is registered: typer would otherwise make
+    # that command the whole program and read `report` as its first argument.
+    cli.callback()(_group)
+    if command in COMMAND_MODULES:
+        modules = [COMMAND_MODULES[command]]
+    elif command in MOUNTED_COMMANDS:
+        modules = []
+    else:
+        modules = list(dict.fromkeys(COMMAND_MODULES.values()))
+    for name in modules:
+        importlib.import_module(f"harness.cli.{name}").register(cli)
+    if command not in COMMAND_MODULES:
+        _common.mount_groups(cli)
+    return cli
+
+
+def _command_named(argv: list[str]) -> str | None:
+    """The top-level command in `argv` (the first word that is not an option), if any."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":  # the whole app, for CliRunner in tests and for embedding
+        return build_app()
+    raise AttributeError(name)
 
 
 def main() -> None:
@@ -44,7 +94,7 @@ def main() -> None:
 def _run_app() -> int | None:
     try:
         try:
-            return app(standalone_mode=False)
+            return build_app(_command_named(sys.argv[1:]))(standalone_mode=False)
         finally:
             # A signal landing before this line is still caught below; after it, it is only noted.
             CONTROLLER.hold()

@@ -66,8 +66,12 @@ def _graded(path: Path) -> tuple[RunRecord, Grade]:
 
 
 def _stored_history(scenario: str, store_url: str | None) -> list[tuple[RunRecord, Grade]]:
-    from harness import loading, store
+    from harness import store
 
-    name = loading.load_scenario(scenario).name if Path(scenario).is_file() else scenario
+    name = scenario
+    if Path(scenario).is_file():  # a scenario file: its name (loading it imports the schema checker)
+        from harness import loading
+
+        name = loading.load_scenario(scenario).name
     with store.open_store(store_url) as history:
         return history.runs(name, full=False)
