@@ -51,7 +51,9 @@ def select_experiments(scenario: Scenario, cadences: Sequence[str] | None = None
     chosen = [ref for ref in scenario.experiments if cadences is None or ref.cadence in cadences]
     if not chosen:
         which = f"{' or '.join(cadences)} " if cadences else ""
-        raise ConfigError(scenario.path, "experiments", f"no {which}experiment listed")
+        listed = sorted({ref.cadence for ref in scenario.experiments}, key=CADENCES.index)
+        hint = f" (it lists {', '.join(listed)}: pass --cadence for those, or --all)" if listed else ""
+        raise ConfigError(scenario.path, "experiments", f"no {which}experiment listed{hint}")
     return chosen
 
 
