@@ -44,7 +44,8 @@ def test_suite_selects_by_cadences_in_scenario_order() -> None:
     assert [r.path for r in select_experiments(scenario, ["weekly", "daily"])] == ["a.yaml", "b.yaml"]
     assert len(select_experiments(scenario, None)) == 3
     # The refusal says which cadences the scenario does list, so the user can pick one.
-    with pytest.raises(ConfigError, match=r"no quarterly experiment listed \(it lists daily, weekly, monthly"):
+    lists = r"no quarterly experiment listed \(it lists daily, weekly, monthly"
+    with pytest.raises(ConfigError, match=lists):
         select_experiments(scenario, ["quarterly"])
     with pytest.raises(ConfigError, match="expected one of daily"):
         select_experiments(scenario, ["hourly"])
