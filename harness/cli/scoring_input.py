@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from harness import journals, loading, report, scoring, suite
 from harness.errors import ConfigError
+from harness.jsonfile import read_json
 from harness.model import RecordError, RunRecord, Scenario
 
 __all__ = ["load_scorable"]
@@ -16,18 +16,7 @@ def load_scorable(path: Path, scenario: Scenario, experiment: str | None) -> tup
     """The record to grade and notes for the reader. A journal is read as a run of the scenario's
     experiment named by `experiment` (a path or file name the scenario lists), else of the one
     whose title it carries. Bad input raises ConfigError naming the file and field."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(path, "", "no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(path, "", f"cannot read: {error}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ConfigError(path, "", f"expected JSON, {error.msg} at line {error.lineno}") from None
-    except RecursionError:
-        raise ConfigError(path, "", "expected JSON, nested too deeply") from None
+    data = read_json(path)
     if journals.is_run_file(data):
         if experiment is not None:
             raise ConfigError("--experiment", "", f"only for a Chaos Toolkit journal; {path} is a run.json")

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from harness.errors import ConfigError
+from harness.jsonfile import read_json
 from harness.model import RECORD_SCHEMA_VERSION, Grade, RecordError, RunRecord
 from harness.report._html import render_index_html, render_run_html, render_system_html
 from harness.report._junit import render_junit
@@ -91,16 +92,7 @@ def load_run(path: Path | str) -> tuple[RunRecord, Grade | None]:
     Raises ConfigError naming the file and field for a missing, unreadable or malformed file.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(path, "", "no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(path, "", f"cannot read: {error}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ConfigError(path, "", f"expected JSON, {error.msg} at line {error.lineno}") from None
+    data = read_json(path)
     if not isinstance(data, dict):
         raise ConfigError(path, "", f"expected a JSON object, got {type(data).__name__}")
     if "record" in data:
