@@ -572,6 +572,13 @@ def failover_expected(record: RunRecord, fault: FaultRecord | None = None) -> st
     if "primary" in fault.target.lower():
         return f"{fault.action} on {fault.target}"
     if func == "fail_region":
+        held = primaries_held(record, fault.target)
+        if held is not None:
+            return (
+                f"{fault.action} on {fault.target}, which held the {' and '.join(held)} primary"
+                if held
+                else ""
+            )
         target = record.environment.get("target") if isinstance(record.environment, Mapping) else None
         primary_region = str(target.get("primary_region", "")) if isinstance(target, Mapping) else ""
         if primary_region and fault.target == primary_region:
@@ -580,6 +587,43 @@ def failover_expected(record: RunRecord, fault: FaultRecord | None = None) -> st
     if _named_primary_in_journal(record, fault, func):
         return f"{fault.action} on {fault.target} (the experiment named the primary)"
     return ""
+
+
+def primaries_at_start(record: RunRecord) -> dict[str, str]:
+    """Which region held each primary (by kind: redis, postgres) as the run started, as the runner
+    asked Sentinel and the servers; empty when the record does not say (older records, journals)."""
+    target = record.environment.get("target") if isinstance(record.environment, Mapping) else None
+    found = target.get("primaries_at_start") if isinstance(target, Mapping) else None
+    if not isinstance(found, Mapping):
+        return {}
+    return {str(kind): str(region) for kind, region in found.items() if isinstance(region, str) and region}
+
+
+def primaries_held(record: RunRecord, region: str) -> list[str] | None:
+    """The kinds whose primary `region` held at the start; None when the record does not say."""
+    found = primaries_at_start(record)
+    return sorted(kind for kind, where in found.items() if where == region) if found else None
+
+
+def region_loss_premise(record: RunRecord) -> str:
+    """Why a region loss aimed at the scenario's primary region tests no failover ("" when it
+    does or cannot be told): the region held no primary when the run started (a suite's earlier
+    failover moved it), so nothing had to fail over and no write was at risk."""
+    fault = first_fault(record)
+    if fault is None or fault.action.rsplit(".", 1)[-1] != "fail_region":
+        return ""
+    target = record.environment.get("target") if isinstance(record.environment, Mapping) else None
+    primary_region = str(target.get("primary_region", "")) if isinstance(target, Mapping) else ""
+    held = primaries_held(record, fault.target)
+    if fault.target != primary_region or held is None or held:
+        return ""
+    where = ", ".join(
+        f"{kind} primary in {region}" for kind, region in sorted(primaries_at_start(record).items())
+    )
+    return (
+        f"{fault.action} failed {fault.target}, the scenario's primary region, but it held no primary "
+        f"when the run started ({where}): nothing had to fail over"
+    )
 
 
 def _named_primary_in_journal(record: RunRecord, fault: FaultRecord, func: str) -> bool:

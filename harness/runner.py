@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import canary as canary_module
-from harness import interrupts, ledger, leftovers, loading, measures
+from harness import interrupts, ledger, leftovers, loading, measures, primaries
 from harness.errors import FaultsOpen, HarnessError
 from harness.interrupts import CONTROLLER, Interrupted
 from harness.model import Event, Measurement, RunRecord, Sample, Scenario
@@ -466,6 +466,7 @@ class Observation:
         self.canaries: list[canary_module.Canary] = []
         self.watchers: list[SentinelWatcher | PatroniWatcher] = []
         self.guard: _Guard | None = None
+        self.primaries_at_start: dict[str, str] = {}
 
     def configuration(self) -> dict[str, Any]:
         """What the activities read from chaoslib's configuration: the target's endpoints and where
@@ -484,6 +485,9 @@ class Observation:
         os.environ["HARNESS_RUN_ID"] = self.run_id
         self.started_wall = time.time()
         self.started_monotonic = time.monotonic()
+        # Where each primary is now: in a suite an earlier experiment's failover may have moved it
+        # away from the scenario's primary region (grading then knows whether a fault hit it).
+        self.primaries_at_start = _primaries_now(self.endpoints)
         self.canaries = [
             canary_module.Canary(t, self.rate_hz, self.run_dir / "canary.jsonl").start() for t in self.targets
         ]
@@ -561,7 +565,7 @@ class Observation:
                 raw_samples=raw_samples,
                 raw_events=raw_events,
                 extra_events=extra_events,
-                endpoints=self.endpoints,
+                endpoints={**self.endpoints, "primaries_at_start": self.primaries_at_start},
             )
             return RunRecord.from_dict(_redact(measures.with_derived(record).to_dict(), secrets))
 
@@ -811,7 +815,25 @@ def _describe_target(endpoints: Mapping[str, Any]) -> dict[str, Any]:
         "sandbox_dir": endpoints.get("sandbox_dir", ""),
         "regions": sorted(endpoints.get("regions", {})),
         "primary_region": endpoints.get("primary_region", ""),
+        "primaries_at_start": dict(endpoints.get("primaries_at_start") or {}),
     }
+
+
+def _primaries_now(endpoints: Mapping[str, Any]) -> dict[str, str]:
+    """The region of the Redis and the PostgreSQL primary (by kind) as the target answers now; a kind
+    with no answer, or whose primary no configured region names, is left out."""
+    found: dict[str, str] = {}
+    if endpoints.get("redis_sentinels"):
+        redis_primary = primaries.redis_primary(endpoints)
+        if redis_primary is not None and redis_primary.region:
+            found["redis"] = redis_primary.region
+    regions = endpoints.get("regions") or {}
+    has_postgres = any(isinstance(r, Mapping) and r.get("postgres_dsn") for r in regions.values())
+    if has_postgres and endpoints.get("postgres_topology") != "active-active":
+        postgres_primary = primaries.postgres_primary(endpoints)
+        if postgres_primary is not None and postgres_primary.region:
+            found["postgres"] = postgres_primary.region
+    return found
 
 
 def _version() -> str:

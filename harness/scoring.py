@@ -76,6 +76,9 @@ def run_doubts(record: RunRecord) -> list[str]:
             seen = "was not observed" if fault.effect_proven is False else "was not checked"
             detail = f" ({fault.effect_evidence})" if fault.effect_evidence else ""
             doubts.append(f"effect of {fault.action} on {fault.target} {seen}{detail}")
+    premise = measures.region_loss_premise(record)
+    if premise:
+        doubts.append(premise)
     # A load worker that died mid-run (harness.actions.load): the load the run was about fell short.
     doubts.extend(
         f"load worker lost mid-run: {event.detail.get('what', 'a Locust worker')}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from measure_records import Outage, canary_stream, fault, record, started
 
-from harness import measures
+from harness import measures, scoring
 from harness.model import Event
 
 RATE = 16.0
@@ -124,3 +124,31 @@ def test_an_exact_promotion_from_the_harness_is_timed_as_is() -> None:
     promoted = _killed_primary([_odown(11.0), exact], target="postgres-primary")
     promotion = measures.measure(promoted, "promotion_seconds")
     assert promotion.value == pytest.approx(1.0) and promotion.missed_because == ""
+
+
+def test_a_region_loss_that_hit_no_primary_is_doubted_not_failed() -> None:
+    """A suite's earlier failover moved the Redis primary to ap-southeast-1; primary-region-loss then
+    failed us-east-1, the scenario's primary region, which held only a replica. Nothing had to fail
+    over: "no promotion" would be a false fail, and the RPO of writes never at risk a hollow pass
+    (email-triage suite, 2026-12-01). Every check is unknown, naming where the primary was."""
+    samples = canary_stream("us-east-1", [], rate_hz=RATE, end=30.0)
+    target = {"primary_region": "us-east-1", "primaries_at_start": {"redis": "ap-southeast-1"}}
+    moved = record(
+        samples,
+        [fault(10.0, 25.0, "harness.actions.instances.fail_region", "us-east-1")],
+        [started("us-east-1", RATE)],
+        environment={"target": target},
+    )
+    assert measures.measure(moved, "failover_seconds").missed_because == ""
+    doubts = scoring.run_doubts(moved)
+    assert any("held no primary" in d and "redis primary in ap-southeast-1" in d for d in doubts), doubts
+
+    # The primary was there: the promotion rule stands.
+    held = record(
+        samples,
+        [fault(10.0, 25.0, "harness.actions.instances.fail_region", "us-east-1")],
+        [started("us-east-1", RATE)],
+        environment={"target": {**target, "primaries_at_start": {"redis": "us-east-1"}}},
+    )
+    assert measures.measure(held, "failover_seconds").missed_because.startswith("no promotion: ")
+    assert not [d for d in scoring.run_doubts(held) if "held no primary" in d]
