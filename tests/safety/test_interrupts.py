@@ -14,7 +14,7 @@ import pytest
 
 from .trials import Estate, Trial, plan_trials, run_trial, wait_until_steady
 
-TRIALS = 6  # the signal matrix covers every phase; benchmarks/interrupts.py runs 100
+TRIALS = 4  # the signal matrix covers every phase; benchmarks/interrupts.py runs 100
 
 
 def test_every_interrupted_run_leaves_the_estate_steady(estate: Estate, tmp_path: Path) -> None:
