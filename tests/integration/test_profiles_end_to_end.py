@@ -1,5 +1,5 @@
 """Each of the five target profiles runs a reduced suite (one short experiment) in the sandbox and
-is graded against its own targets."""
+is graded against its own targets, from a project `harness init` made outside the checkout."""
 
 from __future__ import annotations
 
@@ -35,6 +35,12 @@ def test_profile_runs_and_is_graded_against_its_own_targets(
     listed = {Path(ref.path).name: ref for ref in scenario.experiments}
     assert experiment in listed, f"{profile} does not list {experiment}"
     out = tmp_path / "reports"
+    # From a project made by `harness init`, outside the checkout, as a new user works (issue 20).
+    project = tmp_path / "project"
+    made = subprocess.run(
+        [sys.executable, "-m", "harness", "init", str(project)], capture_output=True, text=True, timeout=60
+    )
+    assert made.returncode == 0, made.stderr
     result = subprocess.run(
         [
             sys.executable,
@@ -50,7 +56,7 @@ def test_profile_runs_and_is_graded_against_its_own_targets(
         capture_output=True,
         text=True,
         timeout=240,
-        cwd=ROOT,
+        cwd=project,
         stdin=subprocess.DEVNULL,
         env={
             **os.environ,
