@@ -18,6 +18,7 @@ import os
 import signal as signals
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -34,6 +35,24 @@ HOST = "127.0.0.1"
 
 # Popen objects of children started by this process, kept so that they are reaped once dead.
 _children: dict[int, subprocess.Popen[bytes]] = {}
+
+# Sandboxes going down in this process: no component starts in them any more. A signal during `up`
+# tears the sandbox down while start workers still run; one spawning after `down` read the
+# component list would outlive it (a Sentinel did, in the crash tests). Spawning and closing take
+# one lock, so a spawn either is recorded before `down` reads, or is refused.
+_closing: set[Path] = set()
+_spawn_lock = threading.Lock()
+
+
+def refuse_spawns(directory: Path) -> None:
+    """From now on no component starts in `directory` (until allow_spawns)."""
+    with _spawn_lock:
+        _closing.add(Path(directory).absolute())
+
+
+def allow_spawns(directory: Path) -> None:
+    with _spawn_lock:
+        _closing.discard(Path(directory).absolute())
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,6 +370,25 @@ def spawn(
     log = directory / "logs" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     workdir = cwd or directory
+    with _spawn_lock:
+        if directory.absolute() in _closing:
+            raise EnvironmentProblem(f"{name} not started: the sandbox is going down")
+        return _spawn_recorded(directory, name, kind, region, role, port, command, env, workdir, user, log)
+
+
+def _spawn_recorded(
+    directory: Path,
+    name: str,
+    kind: str,
+    region: str,
+    role: str,
+    port: int,
+    command: tuple[str, ...],
+    env: Mapping[str, str] | None,
+    workdir: Path,
+    user: str,
+    log: Path,
+) -> Component:
     with open(log, "ab") as output:
         try:
             process = subprocess.Popen(

@@ -363,10 +363,14 @@ def up(
         write_var_file(directory, endpoints, directory / ENDPOINTS_FILE)
     except BaseException:
         with interrupts.deferred():
-            down(directory)  # what started; workers waiting on it fail fast
-            if starter is not None:
-                starter.finish()
-                down(directory)  # anything a worker started meanwhile
+            procs.refuse_spawns(directory)  # a worker still starting things starts nothing more
+            try:
+                down(directory)  # what started; workers waiting on it fail fast
+                if starter is not None:
+                    starter.finish()
+                    down(directory)  # anything a worker recorded meanwhile
+            finally:
+                procs.allow_spawns(directory)
         raise
     return Sandbox(directory, endpoints)
 

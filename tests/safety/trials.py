@@ -224,12 +224,16 @@ def load_generators() -> list[psutil.Process]:
 
 
 def processes_mentioning(text: str) -> list[str]:
-    """Processes whose command line mentions `text` (a test's temporary folder): what a run left."""
+    """Processes whose command line or working folder mentions `text` (a test's temporary folder):
+    what a run left. The working folder catches servers that rewrite their title (a Sentinel shows
+    only "redis-sentinel 127.0.0.1:PORT [sentinel]")."""
     found = []
-    for process in psutil.process_iter(["pid", "cmdline"]):
+    for process in psutil.process_iter(["pid", "cmdline", "cwd", "status"]):
+        if process.pid == os.getpid() or process.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
         cmdline = " ".join(process.info["cmdline"] or [])
-        if text in cmdline and process.pid != os.getpid():
-            found.append(f"pid {process.pid}: {cmdline[:160]}")
+        if text in cmdline or text in (process.info["cwd"] or ""):
+            found.append(f"pid {process.pid}: {cmdline[:160]} (in {process.info['cwd']})")
     return found
 
 
