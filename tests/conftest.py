@@ -40,9 +40,10 @@ def _descendants() -> list[psutil.Process]:
 def _ours(basetemp: str) -> list[str]:
     """Server processes that belong to this test session: our children, or running from its temp dir."""
     found = {p.pid: p for p in _descendants()}
-    for process in psutil.process_iter(["pid", "cmdline"]):
+    for process in psutil.process_iter(["pid", "cmdline", "cwd"]):
         cmdline = " ".join(process.info["cmdline"] or [])
-        if basetemp in cmdline:
+        # The working folder too: a Sentinel rewrites its title to "redis-sentinel HOST:PORT [sentinel]".
+        if basetemp in cmdline or basetemp in (process.info["cwd"] or ""):
             found[process.pid] = process
     described = []
     for process in found.values():
