@@ -24,6 +24,7 @@ import math
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from harness.model import Event, FaultRecord, Measurement, RunRecord, Sample
 
@@ -579,8 +580,7 @@ def failover_expected(record: RunRecord, fault: FaultRecord | None = None) -> st
                 if held
                 else ""
             )
-        target = record.environment.get("target") if isinstance(record.environment, Mapping) else None
-        primary_region = str(target.get("primary_region", "")) if isinstance(target, Mapping) else ""
+        primary_region = str(_target(record).get("primary_region", ""))
         if primary_region and fault.target == primary_region:
             return f"{fault.action} on the primary region {fault.target}"
         return ""
@@ -589,11 +589,16 @@ def failover_expected(record: RunRecord, fault: FaultRecord | None = None) -> st
     return ""
 
 
+def _target(record: RunRecord) -> Mapping[str, Any]:
+    """The record's description of its target (`environment.target`); empty when it has none."""
+    target = record.environment.get("target") if isinstance(record.environment, Mapping) else None
+    return target if isinstance(target, Mapping) else {}
+
+
 def primaries_at_start(record: RunRecord) -> dict[str, str]:
     """Which region held each primary (by kind: redis, postgres) as the run started, as the runner
     asked Sentinel and the servers; empty when the record does not say (older records, journals)."""
-    target = record.environment.get("target") if isinstance(record.environment, Mapping) else None
-    found = target.get("primaries_at_start") if isinstance(target, Mapping) else None
+    found = _target(record).get("primaries_at_start")
     if not isinstance(found, Mapping):
         return {}
     return {str(kind): str(region) for kind, region in found.items() if isinstance(region, str) and region}
@@ -612,8 +617,7 @@ def region_loss_premise(record: RunRecord) -> str:
     fault = first_fault(record)
     if fault is None or fault.action.rsplit(".", 1)[-1] != "fail_region":
         return ""
-    target = record.environment.get("target") if isinstance(record.environment, Mapping) else None
-    primary_region = str(target.get("primary_region", "")) if isinstance(target, Mapping) else ""
+    primary_region = str(_target(record).get("primary_region", ""))
     held = primaries_held(record, fault.target)
     if fault.target != primary_region or held is None or held:
         return ""

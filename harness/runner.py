@@ -565,7 +565,8 @@ class Observation:
                 raw_samples=raw_samples,
                 raw_events=raw_events,
                 extra_events=extra_events,
-                endpoints={**self.endpoints, "primaries_at_start": self.primaries_at_start},
+                endpoints=self.endpoints,
+                primaries_at_start=self.primaries_at_start,
             )
             return RunRecord.from_dict(_redact(measures.with_derived(record).to_dict(), secrets))
 
@@ -754,6 +755,7 @@ def _build_record(
     raw_events: list[dict[str, Any]],
     extra_events: list[Event],
     endpoints: Mapping[str, Any],
+    primaries_at_start: Mapping[str, str],
 ) -> RunRecord:
     samples = [Sample.from_raw(s, started_monotonic) for s in raw_samples]
     runner_canaries = bool(raw_samples)
@@ -805,17 +807,17 @@ def _build_record(
         samples=tuple(sorted(samples, key=lambda s: s.at_seconds)),
         faults=tuple(ledger.fault_records(state_dir, started_monotonic, run_id)),
         measurements=tuple(measurements),
-        environment={**_versions(), "target": _describe_target(endpoints)},
+        environment={**_versions(), "target": _describe_target(endpoints, primaries_at_start)},
         journal=json.loads(json.dumps(journal, default=str)),
     )
 
 
-def _describe_target(endpoints: Mapping[str, Any]) -> dict[str, Any]:
+def _describe_target(endpoints: Mapping[str, Any], primaries_at_start: Mapping[str, str]) -> dict[str, Any]:
     return {
         "sandbox_dir": endpoints.get("sandbox_dir", ""),
         "regions": sorted(endpoints.get("regions", {})),
         "primary_region": endpoints.get("primary_region", ""),
-        "primaries_at_start": dict(endpoints.get("primaries_at_start") or {}),
+        "primaries_at_start": dict(primaries_at_start),
     }
 
 
