@@ -902,14 +902,19 @@ def _fault_window_by_region(
     return by_region
 
 
+def failed_shares(by_group: Mapping[str, Sequence[Sample]]) -> tuple[dict[str, float], str]:
+    """Each group's failed share of its (non-empty) samples, and the worst group (ties: last name)."""
+    ratios = {g: sum(1 for s in samples if not s.ok) / len(samples) for g, samples in by_group.items()}
+    return ratios, max(ratios, key=lambda g: (ratios[g], g))
+
+
 def error_ratio(record: RunRecord) -> Measurement | None:
     """Failed share of the canary requests overlapping the fault window, in the worst region."""
     name = "error_ratio"
     by_region = _fault_window_by_region(record, name, "ratio")
     if not isinstance(by_region, dict):
         return by_region
-    ratios = {r: sum(1 for s in samples if not s.ok) / len(samples) for r, samples in by_region.items()}
-    worst = max(ratios, key=lambda r: (ratios[r], r))
+    ratios, worst = failed_shares(by_region)
     total = sum(len(s) for s in by_region.values())
     failed = sum(1 for samples in by_region.values() for s in samples if not s.ok)
     failed_worst = sum(1 for s in by_region[worst] if not s.ok)

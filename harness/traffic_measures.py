@@ -523,8 +523,7 @@ def traffic_error_ratio(record: RunRecord) -> Measurement | None:
     by_client = _window_by_client(record, name, "ratio")
     if not isinstance(by_client, dict):
         return by_client
-    ratios = {c: sum(1 for s in samples if not s.ok) / len(samples) for c, samples in by_client.items()}
-    worst = max(ratios, key=lambda c: (ratios[c], c))
+    ratios, worst = measures.failed_shares(by_client)
     shown = ", ".join(
         f"{c} {sum(1 for s in by_client[c] if not s.ok)}/{len(by_client[c])}" for c in sorted(by_client)
     )
