@@ -124,9 +124,13 @@ def test_sentinel_fails_over_and_the_old_primary_rejoins_as_replica(sandbox_fact
     sandbox.start_component(box.directory, "redis-us-east-1")
     old = _client(endpoints["regions"]["us-east-1"]["redis_url"])
     # Sentinel reconfigures a returning old primary on its next INFO of it (every 10 s outside a
-    # failover), so a loaded machine can take well over 20 s.
-    eventually(lambda: _replicates_from(old, new_port), timeout_seconds=45)
-    promoted.set("after-failover", "yes")
+    # failover), so a loaded machine can take well over 20 s. On a loaded machine a first promotion
+    # can also time out (failover-timeout 3 s) and a later epoch promote the other replica, so the
+    # old primary must follow whichever server the Sentinels name now, not the first one seen.
+    eventually(lambda: _replicates_from(old, master_port()), timeout_seconds=45)
+    current = redis.Redis(port=master_port(), decode_responses=True)
+    assert current.info("replication")["role"] == "master"
+    current.set("after-failover", "yes")
     eventually(lambda: old.get("after-failover") == "yes")
 
 
