@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench install system lint clean docs
+.PHONY: demo test bench install system lint clean docs side-by-side
 
 # The aeon-nova daily and weekly suites: instance failures (Redis, PostgreSQL) and a region
 # partition. A missed target (exit 1) is a finding the report shows, not a failed demo.
@@ -25,6 +25,11 @@ bench: install
 	@missed=""; for bench in benchmarks/*.py; do echo "== $$bench"; \
 	  $(BIN)/python $$bench || missed="$$missed $$bench"; done; \
 	if [ -n "$$missed" ]; then echo "make bench: goal missed or error in:$$missed" >&2; exit 1; fi
+
+# Every shipped local experiment run by `harness run` and by plain `chaos run` with the harness
+# control, verdicts compared per check (issue 20). Many minutes: not part of `make test`.
+side-by-side: install
+	$(BIN)/python scripts/side-by-side
 
 install: $(INSTALLED) system
 
