@@ -1,0 +1,98 @@
+"""Failback between a suite's experiments: the Redis master moved away comes back to the scenario's
+primary region, every replica follows it, and the Sentinel settings borrowed for it are put back."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+import redis
+
+from harness import primaries
+from harness.sandbox import Sandbox, failback
+from harness.sandbox.examples import example_scenario
+from harness.sandbox.fixtures import SandboxFactory
+
+HOME, AWAY = "us-east-1", "eu-west-1"
+
+
+@pytest.fixture(scope="module")
+def estate(sandbox_factory: SandboxFactory) -> Sandbox:
+    """A Redis-only sandbox of its own: these tests move its master."""
+    return sandbox_factory(example_scenario(3), components={"redis"})
+
+
+def _client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=2, decode_responses=True)
+
+
+def _replication(endpoints: Mapping[str, Any]) -> dict[str, tuple[str, int | None, str | None]]:
+    found = {}
+    for region, info in endpoints["regions"].items():
+        state = _client(info["redis_url"]).info("replication")
+        found[region] = (state["role"], state.get("master_port"), state.get("master_link_status"))
+    return found
+
+
+def _port(endpoints: Mapping[str, Any], region: str) -> int:
+    return int(endpoints["regions"][region]["redis_url"].rsplit(":", 1)[1].split("/")[0])
+
+
+def _assert_estate_home(endpoints: Mapping[str, Any], home: str) -> None:
+    home_port = _port(endpoints, home)
+    for address in endpoints["redis_sentinels"]:
+        host, _, port = address.rpartition(":")
+        with redis.Redis(host=host, port=int(port), decode_responses=True) as sentinel:
+            assert int(sentinel.sentinel_get_master_addr_by_name("harness")[1]) == home_port
+            assert sentinel.execute_command("SENTINEL", "DEBUG")["INFO-PERIOD"] == "10000"
+    expected = {r: ("slave", home_port, "up") for r in endpoints["regions"] if r != home}
+    assert _replication(endpoints) == {home: ("master", None, None), **expected}
+    for info in endpoints["regions"].values():
+        assert _client(info["redis_url"]).config_get("replica-priority") == {"replica-priority": "100"}
+
+
+def test_failback_moves_the_redis_master_home_and_every_replica_follows(estate: Sandbox) -> None:
+    endpoints = estate.endpoints
+    assert failback.restore_estate(endpoints, timeout_seconds=30) == ()  # home already: nothing done
+
+    # Away first, by the same operation with another home: the scenario's primary region then
+    # holds a replica, as after a failover experiment.
+    away = failback.restore_estate({**endpoints, "primary_region": AWAY}, timeout_seconds=30)
+    assert [(o.kind, o.moved_from, o.home, o.restored) for o in away] == [("redis", HOME, AWAY, True)]
+    _assert_estate_home(endpoints, AWAY)
+
+    back = failback.restore_estate(endpoints, timeout_seconds=30)
+    assert [(o.kind, o.moved_from, o.home, o.restored) for o in back] == [("redis", AWAY, HOME, True)]
+    assert back[0].line() == f"estate: Redis primary back in {HOME} after {back[0].seconds:.1f} s"
+    assert primaries.redis_primary(endpoints) == primaries.Primary(
+        f"127.0.0.1:{_port(endpoints, HOME)}", HOME
+    )
+    _assert_estate_home(endpoints, HOME)
+    # Replicating, not only linked: a write at home reaches every region.
+    _client(endpoints["regions"][HOME]["redis_url"]).set("failback", "home")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if all(_client(i["redis_url"]).get("failback") == "home" for i in endpoints["regions"].values()):
+            break
+        time.sleep(0.05)
+    assert {r: _client(i["redis_url"]).get("failback") for r, i in endpoints["regions"].items()} == {
+        r: "home" for r in endpoints["regions"]
+    }
+    print(f"failback figures: away {away[0].seconds:.2f} s, back {back[0].seconds:.2f} s")
+
+
+def test_failback_that_cannot_ask_anyone_says_so_without_raising(estate: Sandbox) -> None:
+    # A Redis server answers SENTINEL with an error: nobody names the master (and, unlike a closed
+    # port, without the client's connection retries).
+    server = estate.endpoints["regions"][AWAY]["redis_url"].split("//")[1].split("/")[0]
+    silent = {**estate.endpoints, "redis_sentinels": [server]}
+    (outcome,) = failback.restore_estate(silent, timeout_seconds=1)
+    assert (outcome.kind, outcome.restored, outcome.detail) == (
+        "redis",
+        False,
+        "no Sentinel names the Redis master",
+    )
+    assert "NOT back in us-east-1" in outcome.line()
+    assert failback.estate_record((outcome,))["restored"] is False
