@@ -28,20 +28,39 @@ Arguments (each may instead be a configuration key ``harness_<name>``): ``scenar
 ``endpoints`` (an endpoints.json; default: the var-file's configuration), ``out``, ``state_dir``,
 ``store`` (history URL), ``targets`` (target names of the scenario to grade when its
 ``experiments:`` does not list this experiment's file), ``canary`` (``{kinds: [...], rate: 2/s}``,
-overrides the experiment's ``harness`` extension), ``allow_production``.
+overrides the experiment's ``harness`` extension), ``allow_production``, and the verdict metrics
+``pushgateway`` (a Pushgateway URL; also ``$HARNESS_PUSHGATEWAY``, as for `harness run`) and
+``textfile`` (a node-exporter ``*.prom`` file). With either, the run's verdict, checks and
+measurements are published after grading and the fault windows while it runs, by the code of
+`harness run --pushgateway/--textfile` (harness.metrics_export). A sink that cannot work (a
+malformed URL, a textfile not ending in .prom or in a missing folder) is refused before anything
+runs; a push that fails at the end is logged and listed in the journal's
+``harness.metrics_problems`` and never changes the verdict.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from chaoslib.exceptions import InterruptExecution, InvalidControl
 
-from harness import ledger, leftovers, loading, locking, runner, scoring, session, store, varfile
+from harness import (
+    ledger,
+    leftovers,
+    loading,
+    locking,
+    metrics_export,
+    runner,
+    scoring,
+    session,
+    store,
+    varfile,
+)
 from harness.errors import ConfigError, HarnessError
 from harness.model import ExperimentRef, Grade, RunRecord, Scenario, Verdict
 
@@ -54,7 +73,19 @@ __all__ = [
 ]
 
 logger = logging.getLogger("chaostoolkit")
-ARGUMENTS = ("scenario", "targets", "endpoints", "out", "state_dir", "store", "canary", "allow_production")
+ARGUMENTS = (
+    "scenario",
+    "targets",
+    "endpoints",
+    "out",
+    "state_dir",
+    "store",
+    "canary",
+    "allow_production",
+    "pushgateway",
+    "textfile",
+)
+PUSHGATEWAY_ENV = "HARNESS_PUSHGATEWAY"  # the variable `harness run --pushgateway` reads too
 
 
 class _Run:
@@ -69,9 +100,13 @@ class _Run:
         experiment_path: Path,
         secrets: set[str],
         stack: ExitStack,
+        publisher: metrics_export.Publisher | None = None,
+        fault_watch: ExitStack | None = None,
     ) -> None:
         self.scenario, self.observation, self.out, self.store_url = scenario, observation, out, store_url
         self.experiment_path, self.secrets, self.stack = experiment_path, secrets, stack
+        # the fault watch is closed before the run's metrics are published (as `harness run` does)
+        self.publisher, self.fault_watch = publisher, fault_watch or ExitStack()
 
 
 _current: _Run | None = None
@@ -115,6 +150,26 @@ def _out_dir(arguments: dict[str, Any], configuration: dict[str, Any] | None) ->
         return Path(out)
     journal = varfile.chaos_parameter("journal_path") or "./journal.json"
     return Path(journal).absolute().parent
+
+
+def _sinks(arguments: dict[str, Any], configuration: dict[str, Any] | None) -> tuple[str | None, Path | None]:
+    """The metrics sinks asked for (pushgateway URL, textfile path), checked: ConfigError if one
+    cannot work, so a bad sink refuses the run before any fault rather than losing its verdict."""
+    pushgateway = _setting("pushgateway", arguments, configuration) or os.environ.get(PUSHGATEWAY_ENV) or None
+    textfile = _setting("textfile", arguments, configuration)
+    sinks = (str(pushgateway) if pushgateway else None, Path(textfile) if textfile else None)
+    try:
+        metrics_export.check_sinks(sinks[0], None)
+    except ConfigError as error:  # it names the CLI option; here the control argument is meant
+        raise ConfigError("harness control", "pushgateway", error.problem) from None
+    metrics_export.check_sinks(None, sinks[1])  # names the textfile itself
+    return sinks
+
+
+def _publisher(sinks: tuple[str | None, Path | None]) -> metrics_export.Publisher | None:
+    if sinks == (None, None):
+        return None
+    return metrics_export.Publisher(*sinks, say=lambda message: logger.warning(f"harness: {message}"))
 
 
 def _state_dir(arguments: dict[str, Any], configuration: dict[str, Any] | None) -> Path:
@@ -189,6 +244,7 @@ def before_experiment_control(
         if not name:
             raise ConfigError("harness control", "scenario", "expected a scenario name or file")
         scenario = loading.load_scenario(name)
+        sinks = _sinks(arguments, configuration)
         endpoints = _endpoints(arguments, configuration)
         out = _out_dir(arguments, configuration)
         state_dir = _state_dir(arguments, configuration)
@@ -216,7 +272,14 @@ def before_experiment_control(
         hidden = runner.secret_values(secrets) | runner.environment_credentials(
             experiment.get("configuration"), configuration
         )
-        _current = _Run(scenario, observation, out, store_url, experiment_path, hidden, stack)
+        publisher = _publisher(sinks)
+        fault_watch = ExitStack()
+        stack.callback(fault_watch.close)  # also closed when the run is abandoned
+        if publisher is not None:
+            fault_watch.enter_context(metrics_export.FaultWatch(publisher, state_dir, scenario.name))
+        _current = _Run(
+            scenario, observation, out, store_url, experiment_path, hidden, stack, publisher, fault_watch
+        )
         observation.start()
     except (HarnessError, OSError) as error:
         _abandon(stack)
@@ -252,6 +315,7 @@ def after_experiment_control(
         )
         grade = scoring.grade(record, run.scenario)
         page = _keep(record, grade, run)
+        problems = _publish(run, record, grade)
         if isinstance(state, dict):
             state["status"] = journal_status(str(state.get("status") or ""), grade.verdict)
             state["harness"] = {
@@ -262,6 +326,8 @@ def after_experiment_control(
                 "report": str(page),
                 "run_json": str(page.parent / "run.json"),
             }
+            if problems:
+                state["harness"]["metrics_problems"] = problems
         logger.info(f"harness: verdict {grade.verdict}; report {page}")
     except Exception as error:
         # chaoslib would swallow it (debug log) and exit 0 on a `completed` journal: a run the
@@ -300,6 +366,20 @@ def _keep(record: RunRecord, grade: Grade, run: _Run) -> Path:
             lambda line: logger.info(f"harness: {line}"),
             state_dir=run.observation.state_dir,
         )
+
+
+def _publish(run: _Run, record: RunRecord, grade: Grade) -> list[str]:
+    """Publish the graded run's metrics; returns the problems met. Never raises: the verdict is
+    already kept, and a metrics sink that failed must not turn it into an error."""
+    run.fault_watch.close()  # its last poll publishes the faults the rollbacks undid
+    if run.publisher is None:
+        return []
+    try:
+        run.publisher.run_finished(record, grade)
+    except Exception as error:  # Publisher reports transport errors itself; anything else lands here
+        logger.warning("harness: metrics not published", exc_info=True)
+        run.publisher.problems.append(f"metrics not published: {type(error).__name__}: {error}")
+    return list(run.publisher.problems)
 
 
 def _abandon(stack: ExitStack) -> None:

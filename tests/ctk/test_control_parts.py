@@ -79,3 +79,29 @@ def test_var_file_is_chaos_toolkit_shaped(tmp_path: Path) -> None:
     assert document["configuration"]["regions"] == endpoints["regions"]
     assert document["configuration"]["harness_endpoints"] == str((tmp_path / "endpoints.json").absolute())
     assert varfile.given_configuration() == {}  # outside a `chaos run`: no var-files
+
+
+def test_metrics_arguments_are_accepted_and_a_sink_that_cannot_work_refuses_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    control.validate_control(
+        _control(scenario="aeon-nova", pushgateway="http://127.0.0.1:9091", textfile="m.prom")
+    )
+    scenario = str(Path(__file__).resolve().parents[2] / "scenarios" / "aeon-nova.yaml")
+    monkeypatch.delenv("HARNESS_PUSHGATEWAY", raising=False)
+    with pytest.raises(InterruptExecution, match=r"m\.txt: expected a file name ending in \.prom"):
+        control.before_experiment_control(
+            {"title": "t"}, configuration={}, secrets={}, scenario=scenario, textfile=str(tmp_path / "m.txt")
+        )
+    with pytest.raises(InterruptExecution, match=r"no folder"):
+        control.before_experiment_control(
+            {"title": "t"},
+            configuration={},
+            secrets={},
+            scenario=scenario,
+            textfile=str(tmp_path / "no" / "m.prom"),
+        )
+    monkeypatch.setenv("HARNESS_PUSHGATEWAY", "not a url")  # the variable `harness run` reads too
+    with pytest.raises(InterruptExecution, match=r"harness control:pushgateway: expected a URL"):
+        control.before_experiment_control({"title": "t"}, configuration={}, secrets={}, scenario=scenario)
+    assert control._current is None
