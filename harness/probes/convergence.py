@@ -90,6 +90,7 @@ _SLOW_POLL_SECONDS = 0.05
 class RegisterAck:
     prev: str | None  # the value the region held before this write (None: no row)
     commit_us: int | None  # commit timestamp, microseconds since 1970 (None: could not be read)
+    problem: str = ""  # acknowledged, but its answer was incomplete (recorded as the write's error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,18 +223,43 @@ class PostgresEndpoint:
         self._connection = None
 
 
-def postgres_endpoints(configuration: Mapping[str, Any]) -> dict[str, str]:
-    """Region → DSN from ``configuration["regions"]``; at least two regions."""
+def region_endpoints(configuration: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """Region → (transport, address) from ``configuration["regions"]``; at least two regions.
+
+    A region's ``convergence_url`` (the HTTP contract of harness.probes._convergence_http) wins
+    over its ``postgres_dsn``: the DSN may be there for other probes (the canary's), the URL only
+    for this one, so naming it is the deliberate choice. Regions may mix transports: both digest
+    identical data identically."""
+    from harness.probes._convergence_http import check_url
+
     regions = configuration.get("regions") or {}
     if not isinstance(regions, Mapping):
         raise ConfigError("configuration", "regions", "expected a mapping of region to endpoints")
-    found = {
-        str(r): str(info["postgres_dsn"]) for r, info in regions.items() if (info or {}).get("postgres_dsn")
-    }
+    found: dict[str, tuple[str, str]] = {}
+    for region, info in regions.items():
+        info = info if isinstance(info, Mapping) else {}
+        if info.get("convergence_url") is not None:
+            try:
+                found[str(region)] = ("http", check_url(info["convergence_url"]))
+            except ValueError as error:
+                raise ConfigError("configuration", f"regions.{region}.convergence_url", str(error)) from None
+        elif info.get("postgres_dsn"):
+            found[str(region)] = ("postgres", str(info["postgres_dsn"]))
     if len(found) < 2:
-        expected = "expected a writable PostgreSQL DSN in at least two regions"
+        expected = "expected a writable PostgreSQL DSN or a convergence_url in at least two regions"
         raise ConfigError("configuration", "regions.*.postgres_dsn", expected)
     return found
+
+
+def endpoint_factories(configuration: Mapping[str, Any]) -> dict[str, Callable[[], Endpoint]]:
+    """Region → a factory of its endpoint (each thread of the probe opens its own)."""
+    from harness.probes._convergence_http import HttpEndpoint
+
+    factories: dict[str, Callable[[], Endpoint]] = {}
+    for region, (transport, address) in region_endpoints(configuration).items():
+        kind: Callable[[str], Endpoint] = HttpEndpoint if transport == "http" else PostgresEndpoint
+        factories[region] = lambda kind=kind, address=address: kind(address)
+    return factories
 
 
 # ---------------------------------------------------------------- bookkeeping
@@ -407,12 +433,12 @@ def convergence(
     _check_whole("keys_per_epoch", keys_per_epoch, 100)
     _check_whole("max_elements", max_elements, 100_000)
     configuration = configuration or {}
-    dsns = postgres_endpoints(configuration)
+    factories = endpoint_factories(configuration)
     settings = Settings(
         duration_seconds, rate_hz, register_rate_hz, keys_per_epoch, epoch_seconds, poll_seconds,
         digest_seconds, timeout_seconds, settle_seconds, sustain_seconds, max_elements,
     )  # fmt: skip
-    return run(settings, {r: (lambda d=d: PostgresEndpoint(d)) for r, d in dsns.items()}, configuration)
+    return run(settings, factories, configuration)
 
 
 @dataclass(frozen=True, slots=True)
@@ -603,6 +629,8 @@ def _write_register(
                                                    "error": error}))  # fmt: skip
         return
     detail.update(acked=True, prev=ack.prev, commit_us=ack.commit_us)
+    if ack.problem:
+        detail["error"] = ack.problem[:240]
     emit(_event("convergence.register_write", detail))
 
 

@@ -32,6 +32,8 @@ def _arguments(plan: Plan, region: str) -> list[str]:
         # Active-active: every region writes to its own server; pglogical carries it to the others.
         own = postgres.dsn(ports[f"postgres-{region}"])
         arguments += ["--postgres-dsn", own, "--postgres-primary-dsn", own]
+        # ... and serves the convergence probe's HTTP contract over that server.
+        arguments.append("--convergence")
     elif f"postgres-{region}" in ports:
         primary_port = ports[f"{region}-postgres"] if through_proxy else ports[f"postgres-{plan.primary}"]
         # After a failover the primary is another region's server: libpq tries each in turn for the

@@ -11,6 +11,11 @@
   primary Sentinel names (reached through ``--redis-route`` when it maps that address, i.e.
   through the fault proxy) and to the PostgreSQL primary; 201, or 503 when a write fails.
 * ``GET /api/v1/items/<key>``: read from the region's own Redis, then its own PostgreSQL; 404 if absent.
+* With ``--convergence`` (the active-active topology): the convergence probe's HTTP contract
+  (harness.probes._convergence_http) at ``/api/v1/convergence``, over the region's own
+  PostgreSQL (``--postgres-dsn``) with the probe's own SQL (harness.probes.convergence.PostgresEndpoint):
+  ``POST /elements``, ``POST /registers``, ``POST /elements/held``, ``GET /range?low=&high=``.
+  Route ``convergence`` in the metrics.
 * ``/metrics``: ``harness_api_requests_total{region,route,code}``,
   ``harness_api_request_duration_seconds{region,route}``,
   ``harness_api_backend_errors_total{region,backend}``.
@@ -28,6 +33,7 @@ import json
 import queue
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,6 +47,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 ITEMS = "/api/v1/items/"
+CONVERGENCE = "/api/v1/convergence"
 LIVENESS = "/health"  # the global load balancer's health check (harness.sandbox.balancer)
 SERVED_BY_HEADER = "X-Served-By"
 TIMEOUT_SECONDS = 2.0
@@ -53,6 +60,7 @@ ROUTE_CODES = {
     "metrics": ("200", "500"),
     "other": ("404", "500"),
 }
+CONVERGENCE_CODES = ("200", "201", "400", "404", "500", "503")  # only with --convergence
 BACKENDS = ("redis", "postgres")
 
 
@@ -127,7 +135,7 @@ class Backends:
 
 
 class Metrics:
-    def __init__(self, region: str) -> None:
+    def __init__(self, region: str, convergence: bool = False) -> None:
         self.registry = prometheus_client.CollectorRegistry()
         self.region = region
         self.requests = prometheus_client.Counter(
@@ -152,6 +160,76 @@ class Metrics:
             self.duration.labels(region, route)
         for backend in BACKENDS:
             self.backend_errors.labels(region, backend)
+        if convergence:
+            for code in CONVERGENCE_CODES:
+                self.requests.labels(region, "convergence", code)
+            self.duration.labels(region, "convergence")
+
+
+class ConvergenceStore:
+    """The convergence probe's contract over this region's own PostgreSQL: the probe's own
+    PostgreSQL transport behind HTTP, so both transports run the same SQL."""
+
+    def __init__(self, dsn: str, size: int = 8) -> None:
+        self.dsn = dsn
+        self._idle: queue.LifoQueue[Any] = queue.LifoQueue(maxsize=size)
+
+    @contextmanager
+    def endpoint(self) -> Iterator[Any]:
+        from harness.probes.convergence import PostgresEndpoint
+
+        try:
+            endpoint = self._idle.get_nowait()
+        except queue.Empty:
+            endpoint = PostgresEndpoint(self.dsn)
+        try:
+            yield endpoint
+        finally:  # a failed statement already closed its connection: the next call reopens it
+            try:
+                self._idle.put_nowait(endpoint)
+            except queue.Full:
+                endpoint.close()
+
+    def answer(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
+        """(status, JSON answer) for a request under CONVERGENCE; psycopg.Error propagates."""
+        route, _, query = path[len(CONVERGENCE) :].partition("?")
+        if method == "GET" and route == "/range":
+            asked = urllib.parse.parse_qs(query)
+            low, high = asked.get("low", [None])[0], asked.get("high", [None])[0]
+            if low is None or high is None:
+                return 400, {"error": "expected ?low=...&high=..."}
+            with self.endpoint() as endpoint:
+                registers = endpoint.registers(low, high)
+                elements = endpoint.elements(low, high)
+            return 200, {
+                "elements": sorted(elements),
+                "registers": {
+                    k: {"value": r.value, "origin": r.origin, "commit_us": r.commit_us}
+                    for k, r in sorted(registers.items())
+                },
+            }
+        if method != "POST" or route not in ("/elements", "/registers", "/elements/held"):
+            return 404, {"error": f"no route {method} {path}"}
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return 400, {"error": "expected a JSON body"}
+        if not isinstance(payload, dict):
+            return 400, {"error": "expected a JSON object"}
+        strings = {"/elements": ("id", "origin"), "/registers": ("key", "value", "origin")}.get(route, ())
+        if not all(isinstance(payload.get(name), str) for name in strings):
+            return 400, {"error": f"expected {', '.join(strings)} (strings)"}
+        with self.endpoint() as endpoint:
+            if route == "/elements":
+                endpoint.add_element(payload["id"], payload["origin"])
+                return 201, {}
+            if route == "/registers":
+                ack = endpoint.write_register(payload["key"], payload["value"], payload["origin"])
+                return 200, {"prev": ack.prev, "commit_us": ack.commit_us}
+            ids = payload.get("ids")
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                return 400, {"error": "expected ids, a list of strings"}
+            return 200, {"held": sorted(endpoint.held_elements(ids))}
 
 
 def _route(method: str, path: str) -> str:
@@ -164,7 +242,9 @@ def _route(method: str, path: str) -> str:
     return "other"
 
 
-def _handler(backends: Backends, metrics: Metrics) -> type[BaseHTTPRequestHandler]:
+def _handler(
+    backends: Backends, metrics: Metrics, convergence: ConvergenceStore | None = None
+) -> type[BaseHTTPRequestHandler]:
     region = backends.region
 
     class Handler(BaseHTTPRequestHandler):
@@ -202,9 +282,19 @@ def _handler(backends: Backends, metrics: Metrics) -> type[BaseHTTPRequestHandle
         def _answer_failure(self, method: str, started: float, error: Exception) -> None:
             """An unexpected failure is a 500 the user sees, so it is counted like one."""
             if not self.replied:
-                self._reply(
-                    _route(method, self.path), started, 500, {"error": f"{type(error).__name__}: {error}"}
-                )
+                route = "convergence" if self._convergence() else _route(method, self.path)
+                self._reply(route, started, 500, {"error": f"{type(error).__name__}: {error}"})
+
+        def _convergence(self) -> bool:
+            return convergence is not None and self.path.startswith(CONVERGENCE + "/")
+
+        def _serve_convergence(self, method: str, started: float, body: bytes) -> None:
+            assert convergence is not None
+            try:
+                code, answer = convergence.answer(method, self.path, body)
+            except psycopg.Error as error:
+                code, answer = 503, {"error": self._backend_failed("postgres", error)}
+            self._reply("convergence", started, code, answer)
 
         def do_GET(self) -> None:
             self._serve("GET", self._get)
@@ -223,7 +313,9 @@ def _handler(backends: Backends, metrics: Metrics) -> type[BaseHTTPRequestHandle
                 self._answer_failure(method, started, error)
 
         def _get(self, started: float) -> None:
-            if self.path == LIVENESS:  # the balancer's check: cheap, touches no backend
+            if self._convergence():
+                self._serve_convergence("GET", started, b"")
+            elif self.path == LIVENESS:  # the balancer's check: cheap, touches no backend
                 self._reply("health", started, 200, {"region": region, "status": "ok"})
             elif self.path == "/api/v1/health":
                 self._health(started)
@@ -243,7 +335,9 @@ def _handler(backends: Backends, metrics: Metrics) -> type[BaseHTTPRequestHandle
         def _post(self, started: float) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            if self.path.startswith(ITEMS) and len(self.path) > len(ITEMS):
+            if self._convergence():
+                self._serve_convergence("POST", started, body)
+            elif self.path.startswith(ITEMS) and len(self.path) > len(ITEMS):
                 self._write(started, self.path[len(ITEMS) :], body)
             else:
                 self._reply("other", started, 404, {"error": f"no route {self.path}"})
@@ -344,13 +438,22 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--postgres-primary-dsn", default="", help="the PostgreSQL primary, as this region reaches it"
     )
+    parser.add_argument(
+        "--convergence",
+        action="store_true",
+        help=f"serve the convergence probe's HTTP contract at {CONVERGENCE} over --postgres-dsn",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_arguments(argv)
     backends = Backends(args)
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), _handler(backends, Metrics(args.region)))
+    if args.convergence and not args.postgres_dsn:
+        raise SystemExit("api_service: --convergence needs --postgres-dsn (the region's own store)")
+    store = ConvergenceStore(args.postgres_dsn) if args.convergence else None
+    metrics = Metrics(args.region, convergence=store is not None)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), _handler(backends, metrics, store))
     server.daemon_threads = True
     print(f"api {args.region} listening on http://127.0.0.1:{args.port}", flush=True)
     server.serve_forever()
