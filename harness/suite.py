@@ -6,6 +6,11 @@ selected by cadence in the scenario's order, grades and stores each run, and bri
 sandbox down whatever happens. One experiment's failure never stops the others; an
 interrupt undoes the faults at once and stops the suite (harness.interrupts). Before each
 experiment it prints the elapsed time and the expected remaining time (harness.progress).
+
+On its own sandbox, before every experiment after the first, the suite puts each primary an
+earlier failover moved back in the scenario's primary region (harness.sandbox.failback), so each
+experiment starts from the declared estate; each run's record says whether it was
+(environment.estate). A user's target (`endpoints`) keeps its primaries where they are.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from harness.errors import ConfigError
 from harness.interrupts import CONTROLLER
 from harness.model import ExperimentRef, Grade, RunRecord, Scenario, Verdict, combine
 from harness.progress import WaitNotice, expected_seconds, format_duration
+from harness.sandbox import failback
 
 CADENCES = ("daily", "weekly", "biweekly", "monthly", "quarterly")
 
@@ -102,10 +108,12 @@ def run_suite(
     allow_production: bool = False,
     state_dir: Path | None = None,
     past_durations: Mapping[str, Sequence[float]] | None = None,
+    restore_estate: Callable[[Mapping[str, Any]], tuple[failback.Outcome, ...]] = failback.restore_estate,
 ) -> SuiteResult:
     """Run each experiment against one target; returns every record with its grade.
 
-    `past_durations` (seconds, by experiment path) feed the expected remaining time."""
+    `past_durations` (seconds, by experiment path) feed the expected remaining time.
+    `restore_estate` moves the primaries of the suite's own sandbox home between experiments."""
     state_dir = state_dir or ledger.state_dir()
     paths = [experiment_path(scenario, ref) for ref in refs]
     experiments = check_suite(scenario, refs, allow_production, state_dir)
@@ -119,6 +127,7 @@ def run_suite(
     # (runner.run_experiment); the others share one.
     separate = [endpoints is None and own_sandbox(scenario, e) for e in experiments]
     shared = [ref for ref, alone in zip(refs, separate, strict=True) if not alone]
+    owned = endpoints is None
     with CONTROLLER.installed(), ExitStack() as stack:
         if endpoints is None and shared:
             components = sandbox_components(scenario, shared)
@@ -148,7 +157,20 @@ def run_suite(
                 f"{format_duration(time.monotonic() - started)} elapsed, about {format_duration(left)} left"
             )
             own = dataclasses.replace(context, endpoints=None) if separate[index - 1] else context
+            if separate[index - 1]:
+                estate = failback.estate_record(None, "a sandbox of its own, started for this experiment")
+            elif not owned:
+                estate = failback.estate_record(
+                    None, "the user's target: the harness moves no primary unasked"
+                )
+            elif not any(not alone for alone in separate[: index - 1]):
+                estate = failback.estate_record(
+                    None, "the suite's sandbox, just started as the scenario declares"
+                )
+            else:
+                estate = _restore(restore_estate, context.endpoints or {}, progress)
             record = runner.run_experiment(path, own)
+            record = _with_estate(record, estate)
             grade = scoring.grade(record, scenario)
             runs.append((record, grade))
             on_result(record, grade)
@@ -156,6 +178,34 @@ def run_suite(
             if interrupted is not None:
                 return SuiteResult(scenario.name, tuple(runs), interrupted)
     return SuiteResult(scenario.name, tuple(runs))
+
+
+def _restore(
+    restore_estate: Callable[[Mapping[str, Any]], tuple[failback.Outcome, ...]],
+    endpoints: Mapping[str, Any],
+    progress: runner.Progress,
+) -> dict[str, Any]:
+    """Put the shared sandbox's primaries back home and say so; what the next run's record keeps.
+
+    A failback that fails is said and recorded, never raised (the runner's premise check keeps
+    the next verdict honest); an interrupt stops the suite."""
+    try:
+        with WaitNotice(progress) as notice:
+            notice.waiting_for("the primaries to move back to the scenario's primary region")
+            outcomes = restore_estate(endpoints)
+    except Exception as error:  # a failback bug must not cost the remaining experiments
+        detail = f"failback failed: {type(error).__name__}: {error}"
+        progress(f"estate: {detail}; the next experiment runs from the topology left behind")
+        return {**failback.estate_record(None, detail), "checked": True, "restored": False}
+    CONTROLLER.checkpoint()  # a signal during a deferred step of the failback stops the suite here
+    for outcome in outcomes:
+        progress(outcome.line())
+    return failback.estate_record(outcomes)
+
+
+def _with_estate(record: RunRecord, estate: Mapping[str, Any]) -> RunRecord:
+    """The record with `environment.estate` (additive: older records simply lack it)."""
+    return dataclasses.replace(record, environment={**record.environment, "estate": dict(estate)})
 
 
 def exit_code(result: SuiteResult) -> int:
