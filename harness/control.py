@@ -73,18 +73,19 @@ __all__ = [
 ]
 
 logger = logging.getLogger("chaostoolkit")
-ARGUMENTS = (
-    "scenario",
-    "targets",
-    "endpoints",
-    "out",
-    "state_dir",
-    "store",
-    "canary",
-    "allow_production",
-    "pushgateway",
-    "textfile",
-)
+# Every argument, in the order docs/reference.md lists them (harness.reference renders this).
+ARGUMENTS = {
+    "scenario": "required: a scenario name (./scenarios, then the packaged examples) or a file",
+    "targets": "target names of the scenario to grade, when its `experiments:` does not list this file",
+    "endpoints": "an endpoints.json describing the target; default: the --var-file's configuration",
+    "out": "folder for the run's folder `<run id>/`; default: the folder of the journal",
+    "state_dir": "fault ledger folder; default: $HARNESS_STATE_DIR, else .harness",
+    "store": "history URL (sqlite:///..., postgresql://...); default: $HARNESS_STORE, else the state folder",
+    "canary": "`{kinds: [redis, http], rate: 20/s}`, instead of the experiment's `harness` extension",
+    "allow_production": "true to run against a scenario whose environment is production",
+    "pushgateway": "Pushgateway URL for the verdict metrics (also $HARNESS_PUSHGATEWAY)",
+    "textfile": "node-exporter textfile (*.prom) for the verdict metrics",
+}
 PUSHGATEWAY_ENV = "HARNESS_PUSHGATEWAY"  # the variable `harness run --pushgateway` reads too
 
 

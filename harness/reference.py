@@ -119,7 +119,41 @@ def render_reference() -> str:
                 lines.extend([f"Returns: {activity['return_type']}.", ""])
             lines.extend(_example(activity))
             lines.append("")
+    lines.extend(_control_section())
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _control_section() -> list[str]:
+    """The harness control's arguments (harness.control.ARGUMENTS): a control, not an activity."""
+    from harness import control
+
+    lines = [
+        "## The harness control (`harness.control`)",
+        "",
+        "Not an activity: a Chaos Toolkit control that measures and grades a plain `chaos run` (see",
+        "the README). Every argument may instead be given as the configuration key `harness_<argument>`.",
+        "",
+        "| argument | meaning |",
+        "|---|---|",
+    ]
+    lines.extend(f"| `{name}` | {_cell(text)} |" for name, text in control.ARGUMENTS.items())
+    lines.extend(
+        [
+            "",
+            "```yaml",
+            "controls:",
+            "  - name: harness",
+            "    provider:",
+            "      type: python",
+            "      module: harness.control",
+            "      arguments:",
+            "        scenario: aeon-nova",
+            "        textfile: /var/lib/node_exporter/textfile/harness.prom",
+            "```",
+            "",
+        ]
+    )
+    return lines
 
 
 if __name__ == "__main__":
