@@ -47,10 +47,13 @@ happens, bounded by the statement timeout).
 Against your own active-active service: the probe needs, per region, an endpoint that can
 (1) add an element, (2) write a register returning the previous value and the commit
 timestamp, (3) read which of a list of element ids it holds, (4) digest the data of a key range
-and (5) list a key range's registers with their commit timestamps. `PostgresEndpoint` does this
-with a DSN (``configuration["regions"][region]["postgres_dsn"]``, tables as in
-docs/contracts); another transport (HTTP) implements the same `Endpoint` protocol. See the
-README's "Active-active convergence" section.
+and (5) list a key range's registers with their commit timestamps: the `Endpoint` protocol, the
+only thing the measurement logic (`run`) talks to. Two transports implement it:
+`PostgresEndpoint` over a DSN (``configuration["regions"][region]["postgres_dsn"]``, the tables
+of harness.sandbox.pglogical.SCHEMA) and `harness.probes._convergence_http.HttpEndpoint` over
+``configuration["regions"][region]["convergence_url"]`` (four routes; the digest is computed by
+the probe from the range read). A region with both is probed over its URL. See docs/measures.md,
+"Active-active convergence".
 """
 
 from __future__ import annotations
@@ -420,6 +423,10 @@ def convergence(
     (``convergence.*``, see the module docstring) and a `summary` (per pair p50/p95/max and
     counts). Grading derives propagation_p99_seconds, convergence_seconds,
     lww_discarded_writes_count, lww_violations_count and lost_writes_count from them.
+
+    Each region is reached at its own endpoint in ``configuration["regions"]``: its
+    ``convergence_url`` (the HTTP contract of docs/measures.md) when given, else its
+    ``postgres_dsn``; at least two regions.
     """
     _check("duration_seconds", duration_seconds, 0.0, 3600.0)
     _check("rate_hz", rate_hz, 0.1, _MAX_RATE_HZ)
