@@ -325,7 +325,7 @@ def _restore_postgres(endpoints: Mapping[str, Any], timeout_seconds: float) -> O
             servers = {c.region: c for c in components.values() if c.kind == "postgres"}
             if current.region not in servers or home not in servers:
                 raise _NotYet("the PostgreSQL servers are not sandbox components")
-            _manual_switchover(directory, servers, current.region, home, deadline)
+            _manual_switchover(endpoints, directory, servers, current.region, home, deadline)
             how = "clean switchover by the harness"
         _wait(lambda: _postgres_home(endpoints, dsns, home), deadline, f"every standby to stream from {home}")
     except (_NotYet, psycopg.Error, OSError, KeyError) as error:
@@ -395,10 +395,31 @@ def _patroni_switchover(patroni: Mapping[str, Component], leader: str, home: str
         raise _NotYet(f"{error}{': ' + refusals[0] if refusals else ''}") from None
 
 
+def _home_route(endpoints: Mapping[str, Any], region: str, home: str, home_port: int) -> int:
+    """The port `region`'s standby reaches the home primary on: its fault-proxy route, as when
+    the sandbox started (a partition then cuts replication again), else the server itself."""
+    for link in (endpoints.get("links") or {}).values():
+        if (
+            isinstance(link, Mapping)
+            and link.get("service") == "postgres"
+            and link.get("from") == region
+            and link.get("to") == home
+        ):
+            return int(str(link["listen"]).rpartition(":")[2])
+    return home_port
+
+
 def _manual_switchover(
-    directory: Path, servers: Mapping[str, Component], away: str, home: str, deadline: float
+    endpoints: Mapping[str, Any],
+    directory: Path,
+    servers: Mapping[str, Component],
+    away: str,
+    home: str,
+    deadline: float,
 ) -> None:
-    """A clean switchover of the harness's own PostgreSQL mode from `away` back to `home`."""
+    """A clean switchover of the harness's own PostgreSQL mode from `away` back to `home`; every
+    standby then streams from the home primary the way it did when the sandbox started (through
+    its region's proxy route, with its own replication slot)."""
     import psycopg
 
     old, new = servers[away], servers[home]
@@ -430,19 +451,25 @@ def _manual_switchover(
             # one rather than leave the estate without a primary.
             start_component(directory, old.name, max(1.0, deadline - time.monotonic()))
             raise _NotYet(f"pg_promote() on {new.name} did not finish; {old.name} stays primary")
-        for follower in followers:
-            slot = postgres.slot_name(follower.region)
+        for standby in (*followers, old):
+            slot = postgres.slot_name(standby.region)
             sql(
                 new.port,
                 "SELECT pg_create_physical_replication_slot(%s, true) WHERE NOT EXISTS "
                 "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)",
                 (slot, slot),
             )
-            conninfo = postgres.standby_conninfo(follower.region, new.port)
+        for follower in followers:
+            slot = postgres.slot_name(follower.region)
+            upstream = _home_route(endpoints, follower.region, home, new.port)
+            conninfo = postgres.standby_conninfo(follower.region, upstream)
             sql(follower.port, f"ALTER SYSTEM SET primary_conninfo = '{conninfo}'")
             sql(follower.port, f"ALTER SYSTEM SET primary_slot_name = '{slot}'")
             sql(follower.port, "SELECT pg_reload_conf()")
-        postgres.rejoin_as_standby(old, old.region, new.port, synchronous_names)
+        upstream = _home_route(endpoints, old.region, home, new.port)
+        postgres.rejoin_as_standby(
+            old, old.region, upstream, synchronous_names, postgres.slot_name(old.region)
+        )
         start_component(directory, old.name, max(1.0, deadline - time.monotonic()))
 
 

@@ -116,13 +116,18 @@ def standby_conninfo(region: str, upstream_port: int) -> str:
     return f"host={HOST} port={upstream_port} user={USER} application_name={region}"
 
 
-def rejoin_as_standby(component: Component, region: str, upstream_port: int, synchronous_names: str) -> None:
+def rejoin_as_standby(
+    component: Component, region: str, upstream_port: int, synchronous_names: str, slot: str = ""
+) -> None:
     """Make a stopped server's data directory start as a standby of the server on `upstream_port`
-    (used when an old primary comes back after another server was promoted)."""
+    (used when an old primary comes back after another server was promoted), streaming through
+    the replication `slot` on it when one is given (harness.sandbox.failback creates it first)."""
     data = Path(component.cwd)
     (data / "standby.signal").touch()
     _hand_over(data / "standby.signal", component.user)
     settings = {"primary_conninfo": standby_conninfo(region, upstream_port)}
+    if slot:
+        settings["primary_slot_name"] = slot
     if synchronous_names:
         settings["synchronous_standby_names"] = synchronous_names
     write_auto_conf(data, component.user, settings)

@@ -96,3 +96,45 @@ def test_failback_that_cannot_ask_anyone_says_so_without_raising(estate: Sandbox
     )
     assert "NOT back in us-east-1" in outcome.line()
     assert failback.estate_record((outcome,))["restored"] is False
+
+
+def _pg(dsn: str, query: str, parameters: tuple[Any, ...] = ()) -> Any:
+    import psycopg
+
+    with psycopg.connect(dsn, connect_timeout=2, autocommit=True) as connection:
+        cursor = connection.execute(query, parameters)
+        return cursor.fetchone() if cursor.description is not None else None
+
+
+def test_failback_of_the_harness_postgres_mode_keeps_every_commit_and_the_proxy_routes(
+    sandbox_factory: SandboxFactory,
+) -> None:
+    box = sandbox_factory(example_scenario(3), components={"postgres", "proxy"})
+    endpoints = box.endpoints
+    dsns = {region: info["postgres_dsn"] for region, info in endpoints["regions"].items()}
+    routes = {
+        link["from"]: int(link["listen"].rsplit(":", 1)[1])
+        for link in endpoints["links"].values()
+        if link["service"] == "postgres"
+    }
+    _pg(dsns[HOME], "INSERT INTO items (key, value) VALUES ('before', 'home')")
+
+    (away,) = failback.restore_estate({**endpoints, "primary_region": AWAY}, timeout_seconds=30)
+    assert (away.kind, away.moved_from, away.restored) == ("postgres", HOME, True)
+    assert [p.region for p in primaries.postgres_primaries(endpoints)] == [AWAY]
+    _pg(dsns[AWAY], "INSERT INTO items (key, value) VALUES ('while-away', 'eu')")
+
+    (back,) = failback.restore_estate(endpoints, timeout_seconds=30)
+    assert (back.kind, back.moved_from, back.home, back.restored) == ("postgres", AWAY, HOME, True)
+    assert back.line() == f"estate: PostgreSQL primary back in {HOME} after {back.seconds:.1f} s"
+    assert [p.region for p in primaries.postgres_primaries(endpoints)] == [HOME]
+    # Every commit of both primaries is at home, and every standby streams through its region's
+    # proxy route again, as when the sandbox started (a partition cuts replication again).
+    assert _pg(dsns[HOME], "SELECT string_agg(key, ',' ORDER BY key) FROM items") == ("before,while-away",)
+    for region, dsn in dsns.items():
+        if region != HOME:
+            assert _pg(dsn, "SELECT status, sender_port FROM pg_stat_wal_receiver") == (
+                "streaming",
+                routes[region],
+            )
+    print(f"postgres failback figures: away {away.seconds:.2f} s, back {back.seconds:.2f} s")
