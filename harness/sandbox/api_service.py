@@ -171,17 +171,18 @@ class ConvergenceStore:
     PostgreSQL transport behind HTTP, so both transports run the same SQL."""
 
     def __init__(self, dsn: str, size: int = 8) -> None:
-        self.dsn = dsn
+        # Imported here, at start, not at the first request: only this topology needs the probe.
+        from harness.probes.convergence import PostgresEndpoint
+
+        self.dsn, self._kind = dsn, PostgresEndpoint
         self._idle: queue.LifoQueue[Any] = queue.LifoQueue(maxsize=size)
 
     @contextmanager
     def endpoint(self) -> Iterator[Any]:
-        from harness.probes.convergence import PostgresEndpoint
-
         try:
             endpoint = self._idle.get_nowait()
         except queue.Empty:
-            endpoint = PostgresEndpoint(self.dsn)
+            endpoint = self._kind(self.dsn)
         try:
             yield endpoint
         finally:  # a failed statement already closed its connection: the next call reopens it

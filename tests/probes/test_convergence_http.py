@@ -242,6 +242,18 @@ def test_the_sandbox_api_digests_as_the_database_does(estate: dict[str, Any]) ->
     finally:
         over_http.close()
         over_dsn.close()
+    # The API refuses what is not the contract, and names what it expected.
+    url = estate["regions"][A]["convergence_url"]
+    for path, body, code in [
+        ("/registers", b"{", 400),
+        ("/registers", b'{"key": "k"}', 400),
+        ("/elements/held", b'{"ids": "x"}', 400),
+        ("/nothing", b"{}", 404),
+    ]:
+        request = urllib.request.Request(url + path, data=body, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5)
+        assert refused.value.code == code and b"error" in refused.value.read(), path
 
 
 def test_propagation_over_http_follows_an_injected_latency(estate: dict[str, Any]) -> None:
