@@ -11,9 +11,11 @@ for each kind that is away from home, moves it back the way the sandbox's failov
   so the Sentinel asked reads INFO every 0.1 s meanwhile (``SENTINEL DEBUG INFO-PERIOD``, put back
   after) and the old master is told to follow the home server at once (what Sentinel would send).
 * PostgreSQL under Patroni: Patroni's REST switchover (leader → home candidate).
-* The harness's own PostgreSQL promotion mode: a clean switchover by hand: the away primary stops
-  cleanly (its WAL reaches the standbys first), the home standby is promoted, the other standbys
-  are pointed at it, the old primary rejoins as a standby.
+* The harness's own PostgreSQL promotion mode: a clean switchover by hand: once the home standby
+  has caught up on the primary's timeline (else, its WAL forked off when it was killed, it is
+  cloned afresh with pg_basebackup), the away primary stops cleanly (its WAL reaches the standbys
+  first), the home standby is promoted, the other standbys stream from it through their proxy
+  routes again, the old primary rejoins as a standby.
 
 Each kind then waits (bounded) until every other server replicates from the home primary.
 A failback that does not finish within its bound is reported, never raised: the runner's
@@ -36,6 +38,7 @@ from typing import Any
 import redis
 
 from harness import interrupts, primaries
+from harness.errors import EnvironmentProblem
 from harness.sandbox import postgres
 from harness.sandbox.components import HOST, Component, load_components, start_component, stop_component
 
@@ -45,6 +48,7 @@ DEFAULT_TIMEOUT_SECONDS = 60.0
 _POLL_SECONDS = 0.05
 _SOCKET_TIMEOUT_SECONDS = 1.0
 _FAST_INFO_PERIOD_MS = 100
+_CATCH_UP_SECONDS = 5.0  # a standby not caught up by then is cloned afresh (harness's own PostgreSQL)
 _KINDS = {"redis": "Redis", "postgres": "PostgreSQL"}
 
 
@@ -328,7 +332,7 @@ def _restore_postgres(endpoints: Mapping[str, Any], timeout_seconds: float) -> O
             _manual_switchover(endpoints, directory, servers, current.region, home, deadline)
             how = "clean switchover by the harness"
         _wait(lambda: _postgres_home(endpoints, dsns, home), deadline, f"every standby to stream from {home}")
-    except (_NotYet, psycopg.Error, OSError, KeyError) as error:
+    except (_NotYet, EnvironmentProblem, psycopg.Error, OSError, KeyError) as error:
         return Outcome("postgres", home, current.region, False, time.monotonic() - started, str(error))
     return Outcome("postgres", home, current.region, True, time.monotonic() - started, how)
 
@@ -429,13 +433,36 @@ def _manual_switchover(
             cursor = connection.execute(query, parameters)
             return cursor.fetchone() if cursor.description is not None else None
 
-    def streaming(port: int) -> bool:
-        row = sql(port, "SELECT status FROM pg_stat_wal_receiver")
-        return bool(row) and row[0] == "streaming"
+    def caught_up() -> bool:
+        # On the primary's timeline and at its current position, not merely "streaming": an old
+        # primary killed before its last WAL left has a history that forked off the new primary's;
+        # it reports streaming for a moment, then fails, and promoting it would strand the others.
+        tli_and_lsn = (
+            "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int,"
+            " pg_current_wal_lsn()::text"
+        )
+        timeline, position = sql(old.port, tli_and_lsn) or (None, None)
+        row = sql(
+            new.port,
+            "SELECT status, received_tli, pg_last_wal_replay_lsn() >= %s::pg_lsn FROM pg_stat_wal_receiver",
+            (position,),
+        )
+        return bool(row) and row[0] == "streaming" and row[1] == timeline and row[2] is True
 
-    _wait(lambda: _quietly_pg(lambda: streaming(new.port)), deadline, f"the {home} standby to stream")
     names = sql(old.port, "SHOW synchronous_standby_names")
     synchronous_names = str(names[0]) if names and names[0] else ""
+    what = f"the {home} standby to catch up with {away} on its timeline"
+    try:
+        _wait(lambda: _quietly_pg(caught_up), min(deadline, time.monotonic() + _CATCH_UP_SECONDS), what)
+    except _NotYet:
+        # Its WAL forked off (or it is far behind): a fresh base backup of the current primary
+        # (the history the estate kept; what the forked WAL held was lost by the failover).
+        with interrupts.deferred():
+            stop_component(directory, new.name, signal.SIGINT)
+            postgres.clone_standby(new, old.port)
+            postgres.rejoin_as_standby(new, home, old.port, synchronous_names)
+            start_component(directory, new.name, max(1.0, deadline - time.monotonic()))
+        _wait(lambda: _quietly_pg(caught_up), deadline, f"{what} after a fresh base backup")
     followers = [c for region, c in servers.items() if region not in (away, home)]
     with interrupts.deferred():  # half a switchover is worse than a slower interrupt
         # A clean (fast) shutdown sends the last WAL, its shutdown checkpoint included, to the

@@ -133,6 +133,31 @@ def rejoin_as_standby(
     write_auto_conf(data, component.user, settings)
 
 
+def clone_standby(component: Component, upstream_port: int) -> None:
+    """Replace a stopped server's data directory with a base backup of the primary on
+    `upstream_port` (a server whose WAL forked off the primary's history cannot follow it; used by
+    harness.sandbox.failback). It still needs `rejoin_as_standby` before it starts."""
+    data = Path(component.cwd)
+    shutil.rmtree(data, ignore_errors=True)
+    _run(
+        [
+            str(bin_dir() / "pg_basebackup"),
+            "-D",
+            str(data),
+            "-d",
+            dsn(upstream_port),
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "--no-sync",
+        ],
+        component.user,
+        f"a base backup for {component.name}",
+    )
+    os.chmod(data, 0o700)
+
+
 def bin_dir() -> Path:
     """Where the PostgreSQL 15 programs are; EnvironmentProblem naming the fix when absent."""
     for candidate in BIN_DIRS:

@@ -3,15 +3,20 @@ primary region, every replica follows it, and the Sentinel settings borrowed for
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
+import psycopg
 import pytest
 import redis
 
 from harness import primaries
-from harness.sandbox import Sandbox, failback
+from harness.sandbox import Sandbox, failback, postgres
+from harness.sandbox.components import load_components, start_component, stop_component
 from harness.sandbox.examples import example_scenario
 from harness.sandbox.fixtures import SandboxFactory
 
@@ -106,17 +111,36 @@ def _pg(dsn: str, query: str, parameters: tuple[Any, ...] = ()) -> Any:
         return cursor.fetchone() if cursor.description is not None else None
 
 
-def test_failback_of_the_harness_postgres_mode_keeps_every_commit_and_the_proxy_routes(
-    sandbox_factory: SandboxFactory,
-) -> None:
-    box = sandbox_factory(example_scenario(3), components={"postgres", "proxy"})
-    endpoints = box.endpoints
-    dsns = {region: info["postgres_dsn"] for region, info in endpoints["regions"].items()}
-    routes = {
+@pytest.fixture(scope="module")
+def pg_estate(sandbox_factory: SandboxFactory) -> Sandbox:
+    """PostgreSQL in the harness's own promotion mode, replication through the fault proxy."""
+    return sandbox_factory(example_scenario(3), components={"postgres", "proxy"})
+
+
+def _routes(endpoints: Mapping[str, Any]) -> dict[str, int]:
+    return {
         link["from"]: int(link["listen"].rsplit(":", 1)[1])
         for link in endpoints["links"].values()
         if link["service"] == "postgres"
     }
+
+
+def _assert_postgres_home(endpoints: Mapping[str, Any]) -> None:
+    """Only the home server takes writes; every standby streams through its proxy route again, as
+    when the sandbox started (a partition then cuts replication again)."""
+    assert [p.region for p in primaries.postgres_primaries(endpoints)] == [HOME]
+    routes = _routes(endpoints)
+    for region, info in endpoints["regions"].items():
+        if region != HOME:
+            row = _pg(info["postgres_dsn"], "SELECT status, sender_port FROM pg_stat_wal_receiver")
+            assert row == ("streaming", routes[region])
+
+
+def test_failback_of_the_harness_postgres_mode_keeps_every_commit_and_the_proxy_routes(
+    pg_estate: Sandbox,
+) -> None:
+    endpoints = pg_estate.endpoints
+    dsns = {region: info["postgres_dsn"] for region, info in endpoints["regions"].items()}
     _pg(dsns[HOME], "INSERT INTO items (key, value) VALUES ('before', 'home')")
 
     (away,) = failback.restore_estate({**endpoints, "primary_region": AWAY}, timeout_seconds=30)
@@ -127,14 +151,47 @@ def test_failback_of_the_harness_postgres_mode_keeps_every_commit_and_the_proxy_
     (back,) = failback.restore_estate(endpoints, timeout_seconds=30)
     assert (back.kind, back.moved_from, back.home, back.restored) == ("postgres", AWAY, HOME, True)
     assert back.line() == f"estate: PostgreSQL primary back in {HOME} after {back.seconds:.1f} s"
-    assert [p.region for p in primaries.postgres_primaries(endpoints)] == [HOME]
-    # Every commit of both primaries is at home, and every standby streams through its region's
-    # proxy route again, as when the sandbox started (a partition cuts replication again).
     assert _pg(dsns[HOME], "SELECT string_agg(key, ',' ORDER BY key) FROM items") == ("before,while-away",)
-    for region, dsn in dsns.items():
-        if region != HOME:
-            assert _pg(dsn, "SELECT status, sender_port FROM pg_stat_wal_receiver") == (
-                "streaming",
-                routes[region],
-            )
+    _assert_postgres_home(endpoints)
     print(f"postgres failback figures: away {away.seconds:.2f} s, back {back.seconds:.2f} s")
+
+
+def test_failback_after_the_home_primary_was_killed_under_writes(
+    pg_estate: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a primary-failure experiment leaves: the home primary killed while it took writes (its
+    last WAL may never have left, so its history can fork off), a standby promoted, the old primary
+    back as a standby of it. The failback still brings the estate home (a forked server is cloned
+    afresh), with every commit the promoted primary had."""
+    monkeypatch.setattr(failback, "_CATCH_UP_SECONDS", 0.5)  # a healthy standby catches up in ms
+    endpoints = pg_estate.endpoints
+    servers = {c.region: c for c in load_components(pg_estate.directory).values() if c.kind == "postgres"}
+    home, away, other = servers[HOME], servers[AWAY], servers["ap-southeast-1"]
+    stop = threading.Event()
+
+    def write() -> None:
+        dsn = postgres.dsn(home.port)
+        with contextlib.suppress(psycopg.Error), psycopg.connect(dsn, autocommit=True) as connection:
+            while not stop.is_set():
+                connection.execute("INSERT INTO items (key, value) VALUES (gen_random_uuid()::text, 'x')")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    time.sleep(0.3)
+    stop_component(pg_estate.directory, home.name, signal.SIGKILL)
+    stop.set()
+    writer.join(5)
+    assert _pg(postgres.dsn(away.port), "SELECT pg_promote(true, 10)") == (True,)
+    conninfo = postgres.standby_conninfo(other.region, away.port)
+    _pg(postgres.dsn(other.port), f"ALTER SYSTEM SET primary_conninfo = '{conninfo}'")
+    _pg(postgres.dsn(other.port), "SELECT pg_reload_conf()")
+    postgres.rejoin_as_standby(home, home.region, away.port, "")
+    start_component(pg_estate.directory, home.name)
+    _pg(postgres.dsn(away.port), "INSERT INTO items (key, value) VALUES ('after-kill', 'eu')")
+    kept = _pg(postgres.dsn(away.port), "SELECT count(*) FROM items")
+
+    (back,) = failback.restore_estate(endpoints, timeout_seconds=30)
+    assert (back.kind, back.moved_from, back.restored) == ("postgres", AWAY, True), back.detail
+    _assert_postgres_home(endpoints)
+    assert _pg(postgres.dsn(home.port), "SELECT count(*) FROM items") == kept
+    print(f"postgres failback after a kill: {back.seconds:.2f} s")
