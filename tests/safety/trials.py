@@ -213,14 +213,33 @@ def _primary(endpoints: dict[str, Any]) -> redis.Redis:
     return redis.Redis(host=master_host, port=int(master_port), socket_timeout=2, socket_connect_timeout=2)
 
 
-def load_generators() -> list[psutil.Process]:
-    """Locust processes running now (harness.actions.load starts them)."""
+def load_generators(near: Path | None = None) -> list[psutil.Process]:
+    """Locust processes running now (harness.actions.load starts them); with `near`, only those of
+    this pytest session (their stats file lies under its base temporary folder), so a load test run
+    beside the suite on the same machine is not taken for a leftover of this one."""
+    session = _session_folder(near) if near is not None else None
     found = []
     for process in psutil.process_iter(["cmdline"]):
         cmdline = process.info["cmdline"] or []
-        if any(part.endswith("locustfile.py") for part in cmdline):
-            found.append(process)
+        if not any(part.endswith("locustfile.py") for part in cmdline):
+            continue
+        if session is not None:
+            try:
+                stats = process.environ().get("HARNESS_LOAD_PER_WORKER_FILE", "")
+            except psutil.Error:
+                stats = ""
+            if not stats.startswith(session):
+                continue
+        found.append(process)
     return found
+
+
+def _session_folder(path: Path) -> str | None:
+    """The pytest session's base temporary folder (``.../pytest-N/``) holding `path`, if any."""
+    for parent in (path, *path.parents):
+        if parent.name.startswith("pytest-") and parent.name[7:].isdigit():
+            return f"{parent}/"
+    return None
 
 
 def processes_mentioning(text: str) -> list[str]:
@@ -240,7 +259,7 @@ def processes_mentioning(text: str) -> list[str]:
 def leftovers(estate: Estate, state_dir: Path) -> list[str]:
     """What a run left behind right now; empty when the estate is back to its steady state."""
     problems = [f"open fault: {f.action} on {f.target}" for f in ledger.open_faults(state_dir)]
-    problems += [f"load generator left: pid {p.pid}" for p in load_generators()]
+    problems += [f"load generator left: pid {p.pid}" for p in load_generators(state_dir)]
     problems += [
         f"{c.name} is {c.state}: {c.detail}" for c in sandbox.status(estate.directory) if c.state != "running"
     ]
@@ -428,7 +447,7 @@ def fault_effects(estate: Estate) -> list[str]:
                 visible.append(f"{component.name} is paused")
         except psutil.NoSuchProcess:
             visible.append(f"{component.name} is dead")
-    visible += [f"load generator pid {p.pid}" for p in load_generators()]
+    visible += [f"load generator pid {p.pid}" for p in load_generators(estate.directory)]
     return visible
 
 
