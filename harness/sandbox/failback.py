@@ -222,12 +222,16 @@ def _redis_failover(
 
         _wait(_retrying(failed_over), deadline, "SENTINEL FAILOVER")
 
-        def every_sentinel_names_home() -> bool:
-            named = [_named_master(s, master) for s in sentinels]
-            answered = [port for port in named if port is not None]
-            return bool(answered) and all(port == home_port for port in answered)
+        def every_sentinel_done() -> bool:
+            # Done, not only named: while its failover is in progress a Sentinel already names the
+            # promoted server, but its failover ends only once it has seen every replica follow
+            # it, and never while the promoted server is down. An experiment that kills the
+            # primary right after this would leave that failover stuck and no new one would start.
+            views = [_sentinel_view(s, master) for s in sentinels]
+            answered = [view for view in views if view is not None]
+            return bool(answered) and all(view == (home_port, False) for view in answered)
 
-        _wait(every_sentinel_names_home, deadline, f"every Sentinel to name the {home} Redis server")
+        _wait(every_sentinel_done, deadline, f"every Sentinel to finish failing over to {home}")
     finally:
         with interrupts.deferred():  # put the estate's settings back even on an interrupt
             _quietly(lambda: home_server.config_set("replica-priority", prior_priority))
@@ -286,12 +290,13 @@ def _info_period(sentinel: redis.Redis) -> int | None:
     return int(value) if value is not None else None
 
 
-def _named_master(address: str, master: str) -> int | None:
+def _sentinel_view(address: str, master: str) -> tuple[int, bool] | None:
+    """(the master's port, whether a failover is in progress) as a Sentinel sees it; None: no answer."""
     try:
-        found = _redis(address).sentinel_get_master_addr_by_name(master)
+        state = _redis(address).sentinel_master(master)
     except (redis.RedisError, OSError):
         return None
-    return int(found[1]) if found else None
+    return int(state["port"]), "failover_in_progress" in str(state.get("flags", ""))
 
 
 def _quietly(call: Callable[[], Any]) -> Any:
