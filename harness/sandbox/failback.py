@@ -68,7 +68,7 @@ class Outcome:
         name = _KINDS.get(self.kind, self.kind)
         if self.restored:
             return f"estate: {name} primary back in {self.home} after {self.seconds:.1f} s"
-        where = f" (still in {self.moved_from})" if self.moved_from else ""
+        where = f" (it was in {self.moved_from})" if self.moved_from else ""
         return (
             f"estate: {name} primary NOT back in {self.home}{where} after {self.seconds:.1f} s: "
             f"{self.detail}; the next experiment runs from this topology"
@@ -328,6 +328,7 @@ def _restore_postgres(endpoints: Mapping[str, Any], timeout_seconds: float) -> O
     patroni = {c.region: c for c in components.values() if c.kind == "patroni"}
     try:
         if patroni:
+            _patroni_catch_up(patroni, dsns, current.region, home, deadline)
             _patroni_switchover(patroni, current.region, home, deadline)
             how = "Patroni switchover"
         else:
@@ -369,6 +370,41 @@ def _postgres_home(endpoints: Mapping[str, Any], dsns: Mapping[str, str], home: 
         if not row or row[0] != "streaming":
             return False
     return True
+
+
+def _patroni_catch_up(
+    patroni: Mapping[str, Component], dsns: Mapping[str, str], leader: str, home: str, deadline: float
+) -> None:
+    """Return once the home replica has caught up with the leader on its timeline; one whose WAL
+    forked off (killed before its last WAL left) is reinitialized by Patroni (a fresh clone of the
+    leader) first: Patroni would otherwise switch over to it and strand the other replicas."""
+    if home not in patroni:
+        raise _NotYet(f"no Patroni member in {home}")
+    what = f"the {home} replica to catch up with {leader} on its timeline"
+
+    def caught_up() -> bool:
+        return _caught_up(dsns[leader], dsns[home])
+
+    try:
+        _wait(caught_up, min(deadline, time.monotonic() + _CATCH_UP_SECONDS), what)
+        return
+    except _NotYet:
+        pass
+    request = urllib.request.Request(
+        f"http://{HOST}:{patroni[home].port}/reinitialize",
+        data=json.dumps({"force": True}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=max(1.0, deadline - time.monotonic())):
+            pass
+    except urllib.error.HTTPError as error:
+        detail = error.read().decode(errors="replace").strip()
+        raise _NotYet(f"{what}: Patroni refused to reinitialize it (HTTP {error.code}: {detail})") from None
+    except (urllib.error.URLError, OSError) as error:
+        raise _NotYet(f"{what}: Patroni's REST API did not answer ({error})") from None
+    _wait(caught_up, deadline, f"{what} after Patroni reinitialized it")
 
 
 def _patroni_switchover(patroni: Mapping[str, Component], leader: str, home: str, deadline: float) -> None:
@@ -439,26 +475,13 @@ def _manual_switchover(
             return cursor.fetchone() if cursor.description is not None else None
 
     def caught_up() -> bool:
-        # On the primary's timeline and at its current position, not merely "streaming": an old
-        # primary killed before its last WAL left has a history that forked off the new primary's;
-        # it reports streaming for a moment, then fails, and promoting it would strand the others.
-        tli_and_lsn = (
-            "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int,"
-            " pg_current_wal_lsn()::text"
-        )
-        timeline, position = sql(old.port, tli_and_lsn) or (None, None)
-        row = sql(
-            new.port,
-            "SELECT status, received_tli, pg_last_wal_replay_lsn() >= %s::pg_lsn FROM pg_stat_wal_receiver",
-            (position,),
-        )
-        return bool(row) and row[0] == "streaming" and row[1] == timeline and row[2] is True
+        return _caught_up(postgres.dsn(old.port), postgres.dsn(new.port))
 
     names = sql(old.port, "SHOW synchronous_standby_names")
     synchronous_names = str(names[0]) if names and names[0] else ""
     what = f"the {home} standby to catch up with {away} on its timeline"
     try:
-        _wait(lambda: _quietly_pg(caught_up), min(deadline, time.monotonic() + _CATCH_UP_SECONDS), what)
+        _wait(caught_up, min(deadline, time.monotonic() + _CATCH_UP_SECONDS), what)
     except _NotYet:
         # Its WAL forked off (or it is far behind): a fresh base backup of the current primary
         # (the history the estate kept; what the forked WAL held was lost by the failover).
@@ -467,7 +490,7 @@ def _manual_switchover(
             postgres.clone_standby(new, old.port)
             postgres.rejoin_as_standby(new, home, old.port, synchronous_names)
             start_component(directory, new.name, max(1.0, deadline - time.monotonic()))
-        _wait(lambda: _quietly_pg(caught_up), deadline, f"{what} after a fresh base backup")
+        _wait(caught_up, deadline, f"{what} after a fresh base backup")
     followers = [c for region, c in servers.items() if region not in (away, home)]
     with interrupts.deferred():  # half a switchover is worse than a slower interrupt
         # A clean (fast) shutdown sends the last WAL, its shutdown checkpoint included, to the
@@ -503,6 +526,32 @@ def _manual_switchover(
             old, old.region, upstream, synchronous_names, postgres.slot_name(old.region)
         )
         start_component(directory, old.name, max(1.0, deadline - time.monotonic()))
+
+
+def _caught_up(primary_dsn: str, standby_dsn: str) -> bool:
+    """Whether the standby streams on the primary's timeline and has replayed up to its current
+    position; False when either does not answer.
+
+    Not merely "streaming": an old primary killed before its last WAL left has a history that
+    forked off the new primary's; it reports streaming for a moment, then fails, and promoting it
+    would strand every other standby on a timeline it cannot follow."""
+    import psycopg
+
+    try:
+        with psycopg.connect(primary_dsn, connect_timeout=2, autocommit=True) as connection:
+            timeline, position = connection.execute(
+                "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int,"
+                " pg_current_wal_lsn()::text"
+            ).fetchone() or (None, None)
+        with psycopg.connect(standby_dsn, connect_timeout=2, autocommit=True) as connection:
+            row = connection.execute(
+                "SELECT status, received_tli, pg_last_wal_replay_lsn() >= %s::pg_lsn"
+                " FROM pg_stat_wal_receiver",
+                (position,),
+            ).fetchone()
+    except psycopg.Error:
+        return False
+    return bool(row) and row[0] == "streaming" and row[1] == timeline and row[2] is True
 
 
 def _quietly_pg(call: Callable[[], bool]) -> bool:

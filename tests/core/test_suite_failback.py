@@ -85,7 +85,7 @@ def test_the_suite_moves_primaries_home_before_every_experiment_after_the_first(
     assert all(endpoints == SANDBOX for kind, endpoints in fakes.calls if kind == "restore")
     assert "estate: Redis primary back in us-east-1 after 3.2 s" in lines
     assert any(
-        line.startswith("estate: PostgreSQL primary NOT back in us-east-1 (still in eu-west-1)")
+        line.startswith("estate: PostgreSQL primary NOT back in us-east-1 (it was in eu-west-1)")
         for line in lines
     )
 
