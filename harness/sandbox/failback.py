@@ -168,7 +168,7 @@ def _restore_redis(endpoints: Mapping[str, Any], timeout_seconds: float) -> Outc
     if current is None:
         return Outcome("redis", home, "", False, 0.0, "no Sentinel names the Redis master")
     try:
-        _redis_failover(endpoints, sentinels, home, urls, current, started + timeout_seconds)
+        _redis_failover(endpoints, sentinels, home, urls, started + timeout_seconds)
     except (_NotYet, redis.RedisError, OSError, ValueError) as error:
         return Outcome("redis", home, current.region, False, time.monotonic() - started, str(error))
     seconds = time.monotonic() - started
@@ -180,58 +180,67 @@ def _redis_failover(
     sentinels: list[str],
     home: str,
     urls: Mapping[str, str],
-    current: primaries.Primary,
     deadline: float,
 ) -> None:
     master = str(endpoints.get("redis_master_name", ""))
     home_server = _redis(urls[home])
     home_port = int(home_server.connection_pool.connection_kwargs["port"])
 
-    def home_in_sync() -> bool:
-        info = home_server.info("replication")
-        if info.get("role") == "master":
-            # The old primary came back as a master; Sentinel counts it as a replica of the current
-            # one and would send this same command some seconds from now.
-            home_server.replicaof(HOST, current.port)
-            return False
-        return info.get("master_port") == current.port and info.get("master_link_status") == "up"
+    def settled() -> int | None:
+        # The master every answering Sentinel names, with no failover in progress; None while a
+        # failover runs or they disagree (a finished one reaches the others by their hellos).
+        views = [view for view in (_sentinel_view(s, master) for s in sentinels) if view is not None]
+        ports = {port for port, _ in views}
+        return ports.pop() if views and len(ports) == 1 and not any(busy for _, busy in views) else None
 
-    _wait(home_in_sync, deadline, f"the {home} Redis replica to sync with {current.address}")
     sentinel = _first_answering(sentinels)
     prior_priority = str(home_server.config_get("replica-priority").get("replica-priority", "100"))
     prior_period = _info_period(sentinel)
+    stage = ["the Sentinels to agree on one master, with no failover in progress"]
+
+    def step() -> bool:
+        # Done once every Sentinel has finished failing over to the home server, not only names it:
+        # while its failover is in progress a Sentinel names the promoted server already, but the
+        # failover ends only once it has seen every replica follow, and never while the promoted
+        # server is down: an experiment killing the primary right after would leave it stuck and
+        # no new failover would start. Each pass re-reads the state, so a failover asked for
+        # earlier (an interrupted failback) that brought the master home counts, and one that
+        # failed is asked for again.
+        port = settled()
+        if port is None:
+            stage[0] = "the Sentinels to agree on one master, with no failover in progress"
+            return False
+        if port == home_port:
+            return True
+        info = home_server.info("replication")
+        if info.get("role") == "master":
+            # The old primary came back as a master; the Sentinels, agreed on another, count it as
+            # its replica and would send this same command some seconds from now.
+            home_server.replicaof(HOST, port)
+        if info.get("master_port") != port or info.get("master_link_status") != "up":
+            stage[0] = f"the {home} Redis replica to sync with the master on port {port}"
+            return False
+        replicas = sentinel.sentinel_slaves(master)
+        if not any(
+            int(r.get("port", 0)) == home_port and int(r.get("slave-priority", -1)) == 1 for r in replicas
+        ):
+            stage[0] = f"the Sentinel to read the {home} replica's priority"
+            return False
+        try:
+            sentinel.execute_command("SENTINEL", "FAILOVER", master)
+            stage[0] = f"the failover to {home} to finish"
+        except redis.ResponseError as error:  # INPROG: one is running; NOGOODSLAVE: not yet
+            stage[0] = f"SENTINEL FAILOVER ({error})"
+        return False
+
     try:
         home_server.config_set("replica-priority", 1)  # lowest non-zero: Sentinel's first choice
         if prior_period is not None:
             sentinel.execute_command("SENTINEL", "DEBUG", "INFO-PERIOD", _FAST_INFO_PERIOD_MS)
-
-        def priority_seen() -> bool:
-            return any(
-                int(r.get("port", 0)) == home_port and int(r.get("slave-priority", -1)) == 1
-                for r in sentinel.sentinel_slaves(master)
-            )
-
-        _wait(priority_seen, deadline, f"the Sentinel to read the {home} replica's priority")
-
-        def failed_over() -> bool:
-            try:
-                sentinel.execute_command("SENTINEL", "FAILOVER", master)
-            except redis.ResponseError as error:  # INPROG: one is running; NOGOODSLAVE: not yet
-                raise _Retry(str(error)) from None
-            return True
-
-        _wait(_retrying(failed_over), deadline, "SENTINEL FAILOVER")
-
-        def every_sentinel_done() -> bool:
-            # Done, not only named: while its failover is in progress a Sentinel already names the
-            # promoted server, but its failover ends only once it has seen every replica follow
-            # it, and never while the promoted server is down. An experiment that kills the
-            # primary right after this would leave that failover stuck and no new one would start.
-            views = [_sentinel_view(s, master) for s in sentinels]
-            answered = [view for view in views if view is not None]
-            return bool(answered) and all(view == (home_port, False) for view in answered)
-
-        _wait(every_sentinel_done, deadline, f"every Sentinel to finish failing over to {home}")
+        try:
+            _wait(step, deadline, "every Sentinel to finish failing over to " + home)
+        except _NotYet as error:
+            raise _NotYet(f"{error}; it was waiting for {stage[0]}") from None
     finally:
         with interrupts.deferred():  # put the estate's settings back even on an interrupt
             _quietly(lambda: home_server.config_set("replica-priority", prior_priority))
@@ -252,22 +261,6 @@ def _redis_failover(
         return True
 
     _wait(every_replica_follows_home, deadline, f"every Redis replica to replicate from {home}")
-
-
-class _Retry(Exception):
-    pass
-
-
-def _retrying(condition: Callable[[], bool]) -> Callable[[], bool]:
-    """`condition`, with _Retry counting as not yet."""
-
-    def attempt() -> bool:
-        try:
-            return condition()
-        except _Retry:
-            return False
-
-    return attempt
 
 
 def _first_answering(sentinels: list[str]) -> redis.Redis:

@@ -4,6 +4,7 @@ primary region, every replica follows it, and the Sentinel settings borrowed for
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import time
@@ -15,6 +16,7 @@ import pytest
 import redis
 
 from harness import primaries
+from harness.interrupts import CONTROLLER, Interrupted
 from harness.sandbox import Sandbox, failback, postgres
 from harness.sandbox.components import load_components, start_component, stop_component
 from harness.sandbox.examples import example_scenario
@@ -45,6 +47,15 @@ def _port(endpoints: Mapping[str, Any], region: str) -> int:
     return int(endpoints["regions"][region]["redis_url"].rsplit(":", 1)[1].split("/")[0])
 
 
+def _assert_borrowed_settings_back(endpoints: Mapping[str, Any]) -> None:
+    for address in endpoints["redis_sentinels"]:
+        host, _, port = address.rpartition(":")
+        with redis.Redis(host=host, port=int(port), decode_responses=True) as sentinel:
+            assert sentinel.execute_command("SENTINEL", "DEBUG")["INFO-PERIOD"] == "10000"
+    for info in endpoints["regions"].values():
+        assert _client(info["redis_url"]).config_get("replica-priority") == {"replica-priority": "100"}
+
+
 def _assert_estate_home(endpoints: Mapping[str, Any], home: str) -> None:
     home_port = _port(endpoints, home)
     for address in endpoints["redis_sentinels"]:
@@ -54,11 +65,9 @@ def _assert_estate_home(endpoints: Mapping[str, Any], home: str) -> None:
             # Finished, not only named: a failover still in progress when the next experiment
             # kills the primary never ends, and no new one starts.
             assert "failover_in_progress" not in sentinel.sentinel_master("harness")["flags"]
-            assert sentinel.execute_command("SENTINEL", "DEBUG")["INFO-PERIOD"] == "10000"
     expected = {r: ("slave", home_port, "up") for r in endpoints["regions"] if r != home}
     assert _replication(endpoints) == {home: ("master", None, None), **expected}
-    for info in endpoints["regions"].values():
-        assert _client(info["redis_url"]).config_get("replica-priority") == {"replica-priority": "100"}
+    _assert_borrowed_settings_back(endpoints)
 
 
 def test_failback_moves_the_redis_master_home_and_every_replica_follows(estate: Sandbox) -> None:
@@ -71,8 +80,22 @@ def test_failback_moves_the_redis_master_home_and_every_replica_follows(estate: 
     assert [(o.kind, o.moved_from, o.home, o.restored) for o in away] == [("redis", HOME, AWAY, True)]
     _assert_estate_home(endpoints, AWAY)
 
+    # An interrupt during a failback stops it (the suite then stops) and puts back the Sentinel
+    # and replica settings it borrowed; the failover it may have asked for finishes on its own.
+    with CONTROLLER.installed(), pytest.raises(Interrupted):
+        timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        try:
+            failback.restore_estate(endpoints, timeout_seconds=30)
+        finally:
+            timer.cancel()
+    _assert_borrowed_settings_back(endpoints)
+
     back = failback.restore_estate(endpoints, timeout_seconds=30)
-    assert [(o.kind, o.moved_from, o.home, o.restored) for o in back] == [("redis", AWAY, HOME, True)]
+    if not back:  # the failover asked for before the interrupt brought it home already
+        back = failback.restore_estate({**endpoints, "primary_region": AWAY}, timeout_seconds=30)
+        back = failback.restore_estate(endpoints, timeout_seconds=30)
+    assert [(o.kind, o.moved_from, o.home, o.restored) for o in back] == [("redis", AWAY, HOME, True)], back
     assert back[0].line() == f"estate: Redis primary back in {HOME} after {back[0].seconds:.1f} s"
     assert primaries.redis_primary(endpoints) == primaries.Primary(
         f"127.0.0.1:{_port(endpoints, HOME)}", HOME
