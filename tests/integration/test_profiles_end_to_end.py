@@ -27,20 +27,26 @@ REDUCED = {
 }
 
 
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project made by `harness init`, outside the checkout, as a new user works (issue 20); the
+    runs only read it, so the five share one."""
+    project = tmp_path_factory.mktemp("init") / "project"
+    made = subprocess.run(
+        [sys.executable, "-m", "harness", "init", str(project)], capture_output=True, text=True, timeout=60
+    )
+    assert made.returncode == 0, made.stderr
+    return project
+
+
 @pytest.mark.parametrize(("profile", "experiment"), sorted(REDUCED.items()))
 def test_profile_runs_and_is_graded_against_its_own_targets(
-    tmp_path: Path, profile: str, experiment: str
+    tmp_path: Path, project: Path, profile: str, experiment: str
 ) -> None:
     scenario = load_scenario(ROOT / "scenarios" / f"{profile}.yaml")
     listed = {Path(ref.path).name: ref for ref in scenario.experiments}
     assert experiment in listed, f"{profile} does not list {experiment}"
     out = tmp_path / "reports"
-    # From a project made by `harness init`, outside the checkout, as a new user works (issue 20).
-    project = tmp_path / "project"
-    made = subprocess.run(
-        [sys.executable, "-m", "harness", "init", str(project)], capture_output=True, text=True, timeout=60
-    )
-    assert made.returncode == 0, made.stderr
     result = subprocess.run(
         [
             sys.executable,
