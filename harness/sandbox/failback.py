@@ -6,11 +6,14 @@ region loss" hits a replica region. `restore_estate` asks harness.primaries who 
 for each kind that is away from home, moves it back the way the sandbox's failover manager does it:
 
 * Redis (Sentinel): the home replica gets the best ``replica-priority``, one Sentinel is asked for
-  ``SENTINEL FAILOVER``, the priority is restored. A Sentinel reads priorities from its replicas'
-  INFO only every 10 s and turns a reachable old master into a replica only ~8 s after the switch,
-  so the Sentinel asked reads INFO every 0.1 s meanwhile (``SENTINEL DEBUG INFO-PERIOD``, put back
-  after) and the old master is told to follow the home server at once (what Sentinel would send).
-* PostgreSQL under Patroni: Patroni's REST switchover (leader → home candidate).
+  ``SENTINEL FAILOVER`` once every Sentinel agrees on the master with no failover running, and
+  the failback waits until every Sentinel has finished it; the priority is restored. A Sentinel
+  reads priorities from its replicas' INFO only every 10 s and turns a reachable old master into
+  a replica only ~8 s after the switch, so the Sentinel asked reads INFO every 0.1 s meanwhile
+  (``SENTINEL DEBUG INFO-PERIOD``, put back after) and the old master is told to follow the home
+  server at once (what Sentinel would send).
+* PostgreSQL under Patroni: Patroni's REST switchover (leader → home candidate), once the home
+  replica has caught up on the leader's timeline (else Patroni reinitializes it first).
 * The harness's own PostgreSQL promotion mode: a clean switchover by hand: once the home standby
   has caught up on the primary's timeline (else, its WAL forked off when it was killed, it is
   cloned afresh with pg_basebackup), the away primary stops cleanly (its WAL reaches the standbys
@@ -545,12 +548,3 @@ def _caught_up(primary_dsn: str, standby_dsn: str) -> bool:
     except psycopg.Error:
         return False
     return bool(row) and row[0] == "streaming" and row[1] == timeline and row[2] is True
-
-
-def _quietly_pg(call: Callable[[], bool]) -> bool:
-    import psycopg
-
-    try:
-        return call()
-    except psycopg.Error:
-        return False
