@@ -68,13 +68,19 @@ def test_a_different_verdict_far_from_the_limit_is_a_disagreement(script: Module
 
 
 def test_a_value_near_the_limit_is_not_compared_and_says_why(script: ModuleType) -> None:
-    # 28 s against 30 s: within max(0.5 s, 25 % of 30 s) = 7.5 s of the limit
+    # 28 s against 30 s: within max(0.05 s, 25 % of 30 s) = 7.5 s of the limit
     rows = script.compare(
         "e", _grade("pass", _check("a", "pass", 28.0)), _grade("fail", _check("a", "fail", 31.0))
     )
     assert rows[0].outcome == "not compared" and "harness and chaos value within 7.5 seconds" in rows[0].why
     assert rows[1].outcome == "not compared"  # the overall verdict follows the uncompared check
-    assert script.tolerance(0.01, "ratio") == 0.02  # the floor where the limit is small
+    assert script.tolerance(0.01, "ratio") == 0.005  # the floor where the limit is small
+    exact = script.compare(
+        "e",
+        _grade("pass", _check("a", "pass", 0, 0, "count")),
+        _grade("fail", _check("a", "fail", 2, 0, "count")),
+    )
+    assert exact[0].outcome == "DISAGREE"  # no tolerance on a count at most 0: 0 lost writes is exact
     contradicted = _check("a", "unknown", 0.5, 0.01, "ratio") | {
         "evidence": "x 0.5 and y 0 differ by more than 5 percentage points"
     }
