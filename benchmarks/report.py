@@ -21,8 +21,10 @@ jinja2 and the harness modules. The whole command line (`harness report`) import
 modules (typer, the runner, the sandbox, jsonschema, redis...) and read the 1,000 stored summaries
 through per-value annotation lookups: 0.66 s. It now registers only the invoked command's module
 (harness.cli.COMMAND_MODULES) and reads records through readers built once per annotation
-(harness.model._reader): 0.43-0.49 s, of which about 0.09 s reading the runs, 0.1 s writing the
-site and the rest the interpreter, typer/rich and the report modules.
+(harness.model._reader): 0.43-0.49 s. typer 0.29 then built a pydantic adapter for every option
+(importing pydantic on every command); typer is pinned below 0.29 and the command takes 0.34-0.41 s
+on a quiet machine, of which about 0.09 s reading the runs, 0.05-0.1 s writing the site and the rest
+the interpreter, typer/rich, jinja2 and the report modules.
 """
 
 from __future__ import annotations
