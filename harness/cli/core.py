@@ -82,9 +82,22 @@ def check_endpoints_shape(path: Path, document: dict) -> None:
                     for field in ("redis_url", "api_url", "postgres_dsn"):
                         if entry.get(field) is not None:
                             expect(f"{key}.{name}.{field}", entry[field], str, "a string")
+                    if entry.get("convergence_url") is not None:
+                        _check_convergence_url(path, f"{key}.{name}.convergence_url", entry, problems)
     if "components" in document:
         expect("components", document["components"], list, "a list")
     raise_all(problems)
+
+
+def _check_convergence_url(path: Path, field: str, entry: dict, problems: list[ConfigError]) -> None:
+    """A region's HTTP endpoint for the convergence probe, checked as the probe will read it, so a
+    bad one is refused before any fault rather than found when the probe starts."""
+    from harness.probes._convergence_http import check_url
+
+    try:
+        check_url(entry["convergence_url"])
+    except ValueError as error:
+        problems.append(ConfigError(path, field, str(error)))
 
 
 def keep_run(record: RunRecord, grade: Grade, out: Path, history: Store, indent: str = "") -> None:

@@ -484,6 +484,10 @@ def test_out_that_cannot_be_written_is_bad_input_before_anything_starts(
         ('{"redis_master_name": 3}', "redis_master_name"),
         ('{"etcd_urls": [1]}', "etcd_urls.0"),
         ('{"links": ["a"]}', "links"),
+        # the convergence probe's HTTP endpoint of a region (issue 19): refused before any fault
+        ('{"regions": {"us": {"convergence_url": "ftp://h/x"}}}', "regions.us.convergence_url"),
+        ('{"regions": {"us": {"convergence_url": "http://h:99999"}}}', "regions.us.convergence_url"),
+        ('{"regions": {"us": {"convergence_url": 5}}}', "regions.us.convergence_url"),
     ],
 )
 def test_endpoints_in_the_wrong_shape_name_the_file_and_field(
