@@ -167,12 +167,6 @@ def _sinks(arguments: dict[str, Any], configuration: dict[str, Any] | None) -> t
     return sinks
 
 
-def _publisher(sinks: tuple[str | None, Path | None]) -> metrics_export.Publisher | None:
-    if sinks == (None, None):
-        return None
-    return metrics_export.Publisher(*sinks, say=lambda message: logger.warning(f"harness: {message}"))
-
-
 def _state_dir(arguments: dict[str, Any], configuration: dict[str, Any] | None) -> Path:
     configured = (configuration or {}).get("harness_state_dir") or _setting("state_dir", arguments, None)
     return Path(configured) if configured else ledger.state_dir()
@@ -273,11 +267,13 @@ def before_experiment_control(
         hidden = runner.secret_values(secrets) | runner.environment_credentials(
             experiment.get("configuration"), configuration
         )
-        publisher = _publisher(sinks)
         fault_watch = ExitStack()
         stack.callback(fault_watch.close)  # also closed when the run is abandoned
-        if publisher is not None:
-            fault_watch.enter_context(metrics_export.FaultWatch(publisher, state_dir, scenario.name))
+        publisher = fault_watch.enter_context(
+            metrics_export.publishing(
+                *sinks, state_dir, scenario.name, say=lambda message: logger.warning(f"harness: {message}")
+            )
+        )
         _current = _Run(
             scenario, observation, out, store_url, experiment_path, hidden, stack, publisher, fault_watch
         )

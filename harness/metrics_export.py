@@ -38,6 +38,7 @@ Scrape it with ``honor_labels: true`` so these labels are kept.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import threading
@@ -284,6 +285,25 @@ class FaultWatch:
             return
         for key, is_active in fault_changes(entries, self.scenario, self._since, self._keys):
             self.publisher.fault_changed(key, is_active)
+
+
+@contextlib.contextmanager
+def publishing(
+    pushgateway: str | None,
+    textfile: Path | None,
+    state_dir: Path,
+    scenario: str,
+    *,
+    say: Callable[[str], None] = lambda message: None,
+) -> Iterator[Publisher | None]:
+    """A publisher that follows the fault ledger while the block runs; None without a sink. The
+    one way `harness run`, `harness suite` and the Chaos Toolkit control publish a run."""
+    if pushgateway is None and textfile is None:
+        yield None
+        return
+    publisher = Publisher(pushgateway, textfile, say=say)
+    with FaultWatch(publisher, state_dir, scenario):
+        yield publisher
 
 
 def fault_changes(

@@ -40,12 +40,8 @@ def register(app: typer.Typer) -> None:
 def publishing(
     pushgateway: str | None, textfile: Path | None, state_dir: Path, scenario: str
 ) -> Iterator[metrics_export.Publisher | None]:
-    """A publisher that follows the fault ledger while the block runs; None without a sink."""
-    if pushgateway is None and textfile is None:
-        yield None
-        return
-    publisher = metrics_export.Publisher(pushgateway, textfile, say=fail)
-    with metrics_export.FaultWatch(publisher, state_dir, scenario):
+    """metrics_export.publishing, saying a failed push on stderr."""
+    with metrics_export.publishing(pushgateway, textfile, state_dir, scenario, say=fail) as publisher:
         yield publisher
 
 
