@@ -19,7 +19,7 @@ from typing import Any
 
 import redis
 
-__all__ = ["Primary", "postgres_primaries", "postgres_primary", "redis_primary", "region_of"]
+__all__ = ["Primary", "by_region", "postgres_primaries", "postgres_primary", "redis_primary", "region_of"]
 
 _TIMEOUT_SECONDS = 1.0
 
@@ -32,6 +32,16 @@ class Primary:
     @property
     def port(self) -> int:
         return int(self.address.rpartition(":")[2])
+
+
+def by_region(configuration: Mapping[str, Any], key: str) -> dict[str, str]:
+    """Each region's endpoint `key` (``redis_url``, ``postgres_dsn``), in region order; regions
+    without one are left out."""
+    return {
+        str(region): str(info[key])
+        for region, info in (configuration.get("regions") or {}).items()
+        if isinstance(info, Mapping) and info.get(key)
+    }
 
 
 def region_of(configuration: Mapping[str, Any], key: str, address: str) -> str:

@@ -526,11 +526,9 @@ def _postgres_store(configuration: Mapping[str, Any]) -> _Store:
     """Servers from the regions' postgres_dsn; the primary is the one not in recovery."""
     import psycopg
 
-    dsns = {
-        region: info["postgres_dsn"]
-        for region, info in (configuration.get("regions") or {}).items()
-        if (info or {}).get("postgres_dsn")
-    }
+    from harness.primaries import by_region
+
+    dsns = by_region(configuration, "postgres_dsn")
     _servers("postgres", configuration)  # at least two servers
     probe_id = uuid.uuid4().hex
     writers = {name: _Connection(dsn) for name, dsn in dsns.items()}

@@ -150,18 +150,10 @@ def _redis(url_or_address: str) -> redis.Redis:
     return redis.Redis(host=host, port=int(port), **kwargs)
 
 
-def _redis_urls(endpoints: Mapping[str, Any]) -> dict[str, str]:
-    return {
-        region: str(info["redis_url"])
-        for region, info in (endpoints.get("regions") or {}).items()
-        if isinstance(info, Mapping) and info.get("redis_url")
-    }
-
-
 def _restore_redis(endpoints: Mapping[str, Any], timeout_seconds: float) -> Outcome | None:
     sentinels = [str(s) for s in endpoints.get("redis_sentinels") or ()]
     home = str(endpoints.get("primary_region", ""))
-    urls = _redis_urls(endpoints)
+    urls = primaries.by_region(endpoints, "redis_url")
     if not sentinels or home not in urls:
         return None
     started = time.monotonic()
@@ -309,7 +301,7 @@ def _restore_postgres(endpoints: Mapping[str, Any], timeout_seconds: float) -> O
     import psycopg
 
     home = str(endpoints.get("primary_region", ""))
-    dsns = _postgres_dsns(endpoints)
+    dsns = primaries.by_region(endpoints, "postgres_dsn")
     if home not in dsns or endpoints.get("postgres_topology") == "active-active":
         return None
     started = time.monotonic()
@@ -337,14 +329,6 @@ def _restore_postgres(endpoints: Mapping[str, Any], timeout_seconds: float) -> O
     except (_NotYet, EnvironmentProblem, psycopg.Error, OSError, KeyError) as error:
         return Outcome("postgres", home, current.region, False, time.monotonic() - started, str(error))
     return Outcome("postgres", home, current.region, True, time.monotonic() - started, how)
-
-
-def _postgres_dsns(endpoints: Mapping[str, Any]) -> dict[str, str]:
-    return {
-        region: str(info["postgres_dsn"])
-        for region, info in (endpoints.get("regions") or {}).items()
-        if isinstance(info, Mapping) and info.get("postgres_dsn")
-    }
 
 
 def _postgres_home(endpoints: Mapping[str, Any], dsns: Mapping[str, str], home: str) -> bool:
