@@ -24,7 +24,7 @@ import pytest
 
 from harness import measures
 from harness.errors import ConfigError
-from harness.model import Event, PostgresSettings, RunRecord, Sample
+from harness.model import PostgresSettings
 from harness.probes import _convergence_http as http
 from harness.probes.convergence import (
     PostgresEndpoint,
@@ -35,6 +35,7 @@ from harness.probes.convergence import (
 )
 from harness.sandbox.examples import example_scenario
 from harness.sandbox.lifecycle import down, up
+from tests.probes.records import as_record
 
 A, B = "us-east-1", "eu-west-1"
 RATE_HZ = 20.0
@@ -169,21 +170,6 @@ def estate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         }
     finally:
         down(directory)
-
-
-def as_record(output: Mapping[str, Any], origin: float) -> RunRecord:
-    return RunRecord(
-        run_id="t",
-        scenario="t",
-        experiment_title="t",
-        experiment_path="t",
-        harness_version="t",
-        started_at="2026-01-01T00:00:00+00:00",
-        duration_seconds=time.monotonic() - origin,
-        status="completed",
-        events=tuple(Event.from_raw(e, origin) for e in output["events"]),
-        samples=tuple(Sample.from_raw(s, origin) for s in output["samples"]),
-    )
 
 
 def _toxiproxy(estate: Mapping[str, Any], method: str, path: str, body: Any = None) -> None:

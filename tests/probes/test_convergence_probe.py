@@ -13,17 +13,18 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
 
 from harness import measures
 from harness.actions import replication
-from harness.model import Event, FaultRecord, PostgresSettings, RunRecord, Sample
+from harness.model import FaultRecord, PostgresSettings
 from harness.probes.convergence import convergence
 from harness.sandbox.examples import example_scenario
 from harness.sandbox.lifecycle import down, up
+from tests.probes.records import as_record
 
 A, B = "us-east-1", "eu-west-1"
 RATE_HZ = 20.0
@@ -50,23 +51,6 @@ def estate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         }
     finally:
         down(directory)
-
-
-def as_record(output: Mapping[str, Any], origin: float, faults: Sequence[FaultRecord] = ()) -> RunRecord:
-    """The probe's output as the runner records it (run clock from `origin`)."""
-    return RunRecord(
-        run_id="t",
-        scenario="t",
-        experiment_title="t",
-        experiment_path="t",
-        harness_version="t",
-        started_at="2026-01-01T00:00:00+00:00",
-        duration_seconds=time.monotonic() - origin,
-        status="completed",
-        events=tuple(Event.from_raw(e, origin) for e in output["events"]),
-        samples=tuple(Sample.from_raw(s, origin) for s in output["samples"]),
-        faults=tuple(faults),
-    )
 
 
 def median(values: list[float]) -> float:
